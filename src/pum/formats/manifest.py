@@ -1,0 +1,172 @@
+"""The release manifest `.pum/manifest.json`: serial, creation time, and size/sha256/mtime per file."""
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from . import FormatError
+from .productlist import safe_relative_path
+
+# The layout generation this code reads and writes. Keys it does not know are ignored (a newer PUM may
+# add some); a change an older PUM must not misread bumps the generation instead.
+GENERATION = 1
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# One spelling of UTC, so that the same instant always gives the same bytes (and the same ETag).
+_CREATED = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z")
+
+
+def _check_int(value: object, what: str) -> int:
+    # bool is an int to Python but not to JSON readers.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise FormatError(f"{what} must be an integer, got {value!r}")
+    if value < 0:
+        raise FormatError(f"{what} must not be negative, got {value}")
+    return value
+
+
+def _check_str(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise FormatError(f"{what} must be a string, got {value!r}")
+    return value
+
+
+def _check_canonical(path: object) -> None:
+    # A manifest names each file one way only: "./a" and "a" would be two keys for one file.
+    canonical = safe_relative_path(_check_str(path, "file path"))
+    if canonical != path:
+        raise FormatError(f"path {path!r} is not canonical, expected {canonical!r}")
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What the manifest says about one file: its size in bytes, sha256 (lowercase hex), mtime (epoch)."""
+
+    size: int
+    sha256: str
+    mtime: int
+
+    def __post_init__(self) -> None:
+        _check_int(self.size, "size")
+        _check_int(self.mtime, "mtime")
+        if not isinstance(self.sha256, str) or not _SHA256_HEX.fullmatch(self.sha256):
+            raise FormatError(f"sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A release's manifest; `files` maps canonical relative paths (see `safe_relative_path`) to records.
+
+    Validated when built, so `to_json` never writes a manifest that `parse_manifest` would refuse.
+    """
+
+    serial: int
+    created: str
+    files: Mapping[str, FileRecord]
+    generation: int = GENERATION
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        _check_int(self.serial, "serial")
+        if _check_int(self.generation, "generation") < 1:
+            raise FormatError(f"generation must be at least 1, got {self.generation}")
+        _check_str(self.source, "source")
+        created = _check_str(self.created, "created")
+        if not _CREATED.fullmatch(created):
+            raise FormatError(f"created must be ISO 8601 UTC like 2025-09-01T03:32:05Z, got {created!r}")
+        try:
+            datetime.fromisoformat(created)
+        except ValueError:
+            raise FormatError(f"created is not a real date and time: {created!r}") from None
+        for path, record in self.files.items():
+            _check_canonical(path)
+            if not isinstance(record, FileRecord):
+                raise FormatError(f"files[{path!r}] must be a FileRecord, got {type(record).__name__}")
+        # A frozen manifest should not change under its holder through the dict it was built from.
+        object.__setattr__(self, "files", MappingProxyType(dict(sorted(self.files.items()))))
+
+    def to_json(self) -> bytes:
+        """The manifest as stable JSON bytes: sorted keys, indent 1, UTF-8, a trailing newline."""
+        document = {
+            "generation": self.generation,
+            "serial": self.serial,
+            "created": self.created,
+            "source": self.source,
+            "files": {
+                path: {"size": record.size, "sha256": record.sha256, "mtime": record.mtime}
+                for path, record in self.files.items()
+            },
+        }
+        return (json.dumps(document, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of two equal keys; two records for one path must not pass unnoticed.
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise FormatError(f"manifest: key {key!r} appears twice in one object")
+        result[key] = value
+    return result
+
+
+def _file_record(path: str, value: object) -> FileRecord:
+    if not isinstance(value, dict):
+        raise FormatError(f"manifest: files[{path!r}] must be an object, got {value!r}")
+    missing = [key for key in ("size", "sha256", "mtime") if key not in value]
+    if missing:
+        raise FormatError(f"manifest: files[{path!r}] lacks {', '.join(missing)}")
+    try:
+        return FileRecord(
+            size=_check_int(value["size"], "size"),
+            sha256=_check_str(value["sha256"], "sha256"),
+            mtime=_check_int(value["mtime"], "mtime"),
+        )
+    except FormatError as error:
+        raise FormatError(f"manifest: files[{path!r}]: {error}") from None
+
+
+def parse_manifest(raw: bytes) -> Manifest:
+    """Parse and validate `.pum/manifest.json` (UTF-8 JSON, as `Manifest.to_json` writes it)."""
+    try:
+        document = json.loads(raw.decode("utf-8"), object_pairs_hook=_object_without_duplicates)
+    except UnicodeDecodeError as error:
+        raise FormatError(f"manifest is not UTF-8: {error}") from None
+    except RecursionError:
+        raise FormatError("manifest: JSON nested too deeply") from None
+    except ValueError as error:
+        # FormatError is a ValueError too: keep the duplicate-key message as it is.
+        if isinstance(error, FormatError):
+            raise
+        raise FormatError(f"manifest is not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise FormatError(f"manifest: expected a JSON object, got {type(document).__name__}")
+    generation = _check_int(document.get("generation", GENERATION), "manifest: generation")
+    if generation > GENERATION:
+        raise FormatError(f"manifest generation {generation} is newer than this PUM reads ({GENERATION})")
+    missing = [key for key in ("serial", "created", "files") if key not in document]
+    if missing:
+        raise FormatError(f"manifest lacks {', '.join(missing)}")
+    files = document["files"]
+    if not isinstance(files, dict):
+        raise FormatError(f"manifest: files must be an object, got {type(files).__name__}")
+    records: dict[str, FileRecord] = {}
+    for path, value in files.items():
+        try:
+            _check_canonical(path)
+        except FormatError as error:
+            raise FormatError(f"manifest: files: {error}") from None
+        records[path] = _file_record(path, value)
+    try:
+        return Manifest(
+            serial=_check_int(document["serial"], "serial"),
+            created=_check_str(document["created"], "created"),
+            files=records,
+            generation=generation,
+            source=_check_str(document.get("source", ""), "source"),
+        )
+    except FormatError as error:
+        raise FormatError(f"manifest: {error}") from None

@@ -1,0 +1,390 @@
+"""Every HTTP request PUM makes upstream: failover, proxy, TLS, timeouts, retries, resume, cool-down."""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import json
+import os
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from pum.config import Config, Server
+from pum.errors import UpstreamError
+from pum.runlog import RunLog
+
+CHUNK = 1 << 20
+# freshclam's own cool-downs (libfreshclam.c): 403 -> 24 h, 429 without Retry-After -> 4 h
+COOL_DOWN_FORBIDDEN = 24 * 3600
+COOL_DOWN_TOO_MANY = 4 * 3600
+
+sleep = time.sleep  # patched out by tests
+
+
+@dataclass
+class Fetched:
+    """The outcome of one download: `status` is 200, 206 (resumed), 304 or 404."""
+
+    status: int
+    url: str
+    server: Server
+    path: Path | None = None
+    size: int = 0
+    sha256: str = ""
+    last_modified: float | None = None
+    etag: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def missing(self) -> bool:
+        return self.status == 404
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+ProgressHook = Callable[[str, int, int | None], None]  # (name, bytes so far, total or None)
+
+
+class CoolDowns:
+    """Servers that told us to go away (403, 429), persisted so that later runs respect it too."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._until: dict[str, dict] = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            self._until = {}
+
+    def active(self, server: Server, now: float | None = None) -> dict | None:
+        entry = self._until.get(str(server))
+        if entry and entry["until"] > (now or time.time()):
+            return entry
+        return None
+
+    def add(self, server: Server, seconds: float, reason: str) -> None:
+        self._until[str(server)] = {"until": time.time() + seconds, "reason": reason}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._until, indent=1))
+        os.replace(tmp, self.path)
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After in either form RFC 9110 allows: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (now or time.time()))
+
+
+def http_date(timestamp: float) -> str:
+    return email.utils.formatdate(timestamp, usegmt=True)
+
+
+def parse_http_date(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+class _ServerUnusable(Exception):
+    """This server can't answer now (down, refusing, cooling down): try the next one."""
+
+
+class Transport:
+    """One run's HTTP client over an ordered list of servers; the first that answers is kept for the run."""
+
+    def __init__(
+        self,
+        config: Config,
+        servers: tuple[Server, ...],
+        log: RunLog,
+        protocol: str | None = None,
+        progress: ProgressHook | None = None,
+    ) -> None:
+        self.config = config
+        self.servers = servers
+        self.protocol = protocol or config.update_protocol
+        self.log = log
+        self.progress = progress
+        self.cool_downs = CoolDowns(config.state_dir / "cooldown.json")
+        self.chosen: Server | None = None
+        self._checked: set[Server] = set()
+        self.requests = 0
+        self.bytes_received = 0
+        verify: ssl.SSLContext | bool = True
+        if self.protocol == "https":
+            verify = ssl.create_default_context(cafile=str(config.ca_bundle) if config.ca_bundle else None)
+        self._client = httpx.Client(
+            proxy=config.proxy_url,
+            verify=verify,
+            timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
+            # identity: the bytes we hash and store must be the file's own bytes
+            headers={"User-Agent": config.user_agent, "Accept-Encoding": "identity"},
+            follow_redirects=True,
+            trust_env=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def url_for(self, server: Server, relpath: str) -> str:
+        return server.base_url(self.protocol) + relpath.lstrip("/")
+
+    # -- server choice --------------------------------------------------------------------------
+
+    def _candidates(self) -> Iterator[Server]:
+        ordered = ([self.chosen] if self.chosen else []) + [s for s in self.servers if s != self.chosen]
+        for server in ordered:
+            cooling = self.cool_downs.active(server)
+            if cooling:
+                until = time.strftime("%Y-%m-%d %H:%M", time.localtime(cooling["until"]))
+                self.log.line(f"skip update host({server}): cooling down until {until} ({cooling['reason']})")
+                continue
+            if server not in self._checked:
+                self._checked.add(server)
+                self.log.line(f"check update host({server})")
+            yield server
+
+    def _chose(self, server: Server) -> None:
+        if self.chosen != server:
+            self.chosen = server
+            self.log.line(f"update server is {server}")
+
+    def _over_servers(self, relpath: str, attempt: Callable[[Server], Fetched]) -> Fetched:
+        failures = []
+        for server in self._candidates():
+            try:
+                result = attempt(server)
+            except _ServerUnusable as why:
+                failures.append(f"{server}: {why}")
+                self.log.line(f"update host({server}) failed: {why}")
+                if self.chosen == server:
+                    self.chosen = None
+                continue
+            self._chose(server)
+            return result
+        if not failures:
+            raise UpstreamError(
+                f"no update server available for {relpath}: all are cooling down "
+                f"(state in {self.cool_downs.path})"
+            )
+        raise UpstreamError(f"cannot get {relpath} from any update server: " + "; ".join(failures))
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def get_bytes(
+        self,
+        relpath: str,
+        *,
+        byte_range: tuple[int, int] | None = None,
+        limit: int = 16 << 20,
+        headers: dict[str, str] | None = None,
+    ) -> Fetched | tuple[Fetched, bytes]:
+        """A small GET held in memory (version file, CVD header, product list). 404 -> Fetched(404)."""
+        extra = dict(headers or {})
+        if byte_range:
+            extra["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
+        box: list[bytes] = []
+
+        def attempt(server: Server) -> Fetched:
+            url = self.url_for(server, relpath)
+            with self._request(server, url, extra) as response:
+                fetched = self._fetched(response, url, server)
+                if response.status_code in (200, 206):
+                    body = bytearray()
+                    wanted = (byte_range[1] - byte_range[0] + 1) if byte_range else limit + 1
+                    for chunk in response.iter_bytes(65536):
+                        body += chunk
+                        if len(body) >= wanted:
+                            break
+                    if not byte_range and len(body) > limit:
+                        raise UpstreamError(f"{url}: larger than {limit} bytes, refused")
+                    self.bytes_received += len(body)
+                    box.append(bytes(body[:wanted]) if byte_range else bytes(body))
+                return fetched
+
+        fetched = self._over_servers(relpath, attempt)
+        return (fetched, box[0]) if box else fetched
+
+    def download(
+        self, relpath: str, dest: Path, *, if_modified_since: float | None = None, etag: str | None = None
+    ) -> Fetched:
+        """Stream `relpath` to `dest` (through `dest.part`, resumed with Range when it exists).
+
+        The sha256 is computed while streaming, so memory stays flat whatever the size.
+        """
+        part = dest.with_name(dest.name + ".part")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+
+        def attempt(server: Server) -> Fetched:
+            url = self.url_for(server, relpath)
+            for attempt_number in range(self.config.retries + 1):
+                try:
+                    return self._download_once(server, url, relpath, dest, part, if_modified_since, etag)
+                except _Retryable as why:
+                    if attempt_number == self.config.retries:
+                        raise _ServerUnusable(f"{url}: {why}") from None
+                    delay = min(2**attempt_number, 30)
+                    self.log.line(f"retry {url} in {delay}s: {why}")
+                    sleep(delay)
+            raise AssertionError("unreachable")
+
+        return self._over_servers(relpath, attempt)
+
+    def _download_once(
+        self,
+        server: Server,
+        url: str,
+        relpath: str,
+        dest: Path,
+        part: Path,
+        if_modified_since: float | None,
+        etag: str | None,
+    ) -> Fetched:
+        headers: dict[str, str] = {}
+        offset = part.stat().st_size if part.exists() else 0
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        elif if_modified_since is not None:
+            headers["If-Modified-Since"] = http_date(if_modified_since)
+        if etag and not offset:
+            headers["If-None-Match"] = etag
+        with self._request(server, url, headers, retry_errors=True) as response:
+            fetched = self._fetched(response, url, server)
+            if response.status_code in (304, 404):
+                return fetched
+            if response.status_code == 416 and offset:
+                part.unlink()  # our partial file is not a prefix of theirs: start over
+                raise _Retryable("resume refused (416), starting again")
+            digest = hashlib.sha256()
+            if response.status_code == 206 and offset and _content_range_start(response) == offset:
+                with open(part, "rb") as done:
+                    for chunk in iter(lambda: done.read(CHUNK), b""):
+                        digest.update(chunk)
+                mode = "ab"
+            elif response.status_code == 200:
+                offset, mode = 0, "wb"
+            else:
+                raise UpstreamError(f"{url}: unexpected answer {response.status_code} to a download")
+            total = _content_length(response)
+            total = total + offset if total is not None else None
+            received = offset
+            try:
+                with open(part, mode) as out:
+                    for chunk in response.iter_raw():
+                        out.write(chunk)
+                        digest.update(chunk)
+                        received += len(chunk)
+                        self.bytes_received += len(chunk)
+                        if self.progress:
+                            self.progress(relpath, received, total)
+                    out.flush()
+                    os.fsync(out.fileno())
+            except (httpx.TransportError, httpx.StreamError) as error:
+                raise _Retryable(
+                    f"interrupted after {received} bytes ({type(error).__name__}), resuming"
+                ) from None
+            if total is not None and received != total:
+                raise _Retryable(f"short body: {received} of {total} bytes, resuming")
+            os.replace(part, dest)
+            fetched.path, fetched.size, fetched.sha256 = dest, received, digest.hexdigest()
+            fetched.status = 200
+            return fetched
+
+    @contextmanager
+    def _request(
+        self, server: Server, url: str, headers: dict[str, str], retry_errors: bool = False
+    ) -> Iterator[httpx.Response]:
+        self.requests += 1
+        try:
+            with self._client.stream("GET", url, headers=headers) as response:
+                self._check_status(server, url, response, retry_errors)
+                yield response
+        except httpx.ProxyError as error:
+            raise UpstreamError(
+                f"proxy {self.config.proxy_display} refused {url}: {_reason(error)}"
+                " (check proxy_host, proxy_port, proxy_user, proxy_passwd)"
+            ) from None
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise _ServerUnusable(f"cannot connect ({_reason(error)})") from None
+        except (httpx.TransportError, httpx.StreamError) as error:
+            if retry_errors:
+                raise _Retryable(f"{type(error).__name__}: {_reason(error)}") from None
+            raise _ServerUnusable(f"{type(error).__name__}: {_reason(error)}") from None
+
+    def _check_status(self, server: Server, url: str, response: httpx.Response, retry_errors: bool) -> None:
+        status = response.status_code
+        if status == 407:
+            raise UpstreamError(
+                f"proxy {self.config.proxy_display} answered 407 Proxy Authentication Required "
+                f"for {url}: check proxy_user and proxy_passwd"
+            )
+        if status in (403, 429):
+            delay = retry_after_seconds(response.headers.get("Retry-After"))
+            if delay is None:
+                delay = COOL_DOWN_FORBIDDEN if status == 403 else COOL_DOWN_TOO_MANY
+            reason = f"{url} answered {status}"
+            self.cool_downs.add(server, delay, reason)
+            raise _ServerUnusable(f"answered {status}; cooling down for {delay:.0f}s")
+        if status >= 500:
+            if retry_errors:
+                raise _Retryable(f"server error {status}")
+            raise _ServerUnusable(f"server error {status}")
+        if status >= 400 and status not in (404, 416):
+            raise UpstreamError(f"{url}: unexpected answer {status} {response.reason_phrase}")
+
+    def _fetched(self, response: httpx.Response, url: str, server: Server) -> Fetched:
+        return Fetched(
+            status=response.status_code,
+            url=url,
+            server=server,
+            last_modified=parse_http_date(response.headers.get("Last-Modified")),
+            etag=response.headers.get("ETag"),
+            headers=dict(response.headers),
+        )
+
+
+class _Retryable(Exception):
+    """A transient failure on a server that answered: retry there, resuming what we have."""
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("Content-Length")
+    return int(value) if value and value.isdigit() else None
+
+
+def _content_range_start(response: httpx.Response) -> int | None:
+    value = response.headers.get("Content-Range", "")
+    try:
+        return int(value.split()[1].split("-")[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def _reason(error: Exception) -> str:
+    text = str(error) or type(error).__name__
+    return text.splitlines()[0][:200]

@@ -1,0 +1,138 @@
+"""One update cycle: lock, log, fill staging from each source of the mode, verify, publish, prune."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from pum.config import Config
+from pum.errors import PumError, VerifyError
+from pum.lock import RunLock
+from pum.net.transport import ProgressHook
+from pum.runlog import RunLog
+from pum.store import Store
+from pum.sync import Source, SyncContext
+
+LAST_RUN = "last_run.json"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    published: int | None  # the new release's serial, or None when nothing changed or publishing is held
+    requests: int
+    bytes_received: int
+
+
+def sources_for(config: Config) -> list[Source]:
+    if config.mode == "mirror":
+        from pum.sync.mirror import MirrorSource
+
+        sources: list[Source] = [MirrorSource()]
+    else:
+        from pum.sync.vdf import VdfSource
+
+        sources = [VdfSource()] if config.databases else []
+        if config.products:
+            from pum.sync.products import ProductsSource
+
+            sources.append(ProductsSource())
+    try:
+        from pum.sync.local import LocalContentSource
+    except ImportError:
+        return sources
+    return [*sources, LocalContentSource()]
+
+
+def run_once(config: Config, log: RunLog, progress: ProgressHook | None = None) -> RunOutcome:
+    store = Store(config)
+    with RunLock(config.data_dir / "pum.lock"):
+        log.start(config.path, config.mode)
+        started = _now()
+        held = store.held()
+        if held:
+            log.line(f"publishing is held: {held}; nothing fetched ('pum unhold' resumes)")
+            return RunOutcome(None, 0, 0)
+        ctx: SyncContext | None = None
+        try:
+            staging = store.begin()
+            ctx = SyncContext(config, log, store, staging, progress)
+            if config.mode == "server":
+                staging.start_from_current()
+            for source in sources_for(config):
+                source.sync(ctx)
+            upstream = _upstream_in_use(ctx)
+            if not staging.differs_from_current():
+                log.line("no update")
+                published = None
+            else:
+                validate(config, staging.dir, log)
+                published = store.publish(staging)
+                log.line(f"release new vdf (release {published})")
+                for serial in store.prune():
+                    log.line(f"remove old release {serial}")
+            store.clear_downloads()
+            store.write_state(
+                LAST_RUN,
+                {
+                    "result": "ok",
+                    "started": started,
+                    "finished": _now(),
+                    "error": None,
+                    "upstream": upstream,
+                    "serial": published,
+                    "requests": ctx.requests,
+                    "bytes": ctx.bytes_received,
+                },
+            )
+            return RunOutcome(published, ctx.requests, ctx.bytes_received)
+        except PumError as error:
+            log.error(str(error))
+            log.line("the last good release stays served")
+            store.write_state(
+                LAST_RUN,
+                {
+                    "result": "error",
+                    "started": started,
+                    "finished": _now(),
+                    "error": str(error),
+                    "upstream": _upstream_in_use(ctx),
+                    "serial": None,
+                },
+            )
+            raise
+        finally:
+            if ctx is not None:
+                ctx.close()
+            shutil.rmtree(store.staging_root, ignore_errors=True)
+
+
+def validate(config: Config, staged_dir, log: RunLog) -> None:
+    """The operator's own test of the staged tree (e.g. `clamscan -d {dir}`) must pass before release."""
+    if not config.validate_command:
+        return
+    command = config.validate_command.replace("{dir}", shlex.quote(str(staged_dir)))
+    log.line(f"validate: {command}")
+    try:
+        finished = subprocess.run(
+            command, shell=True, capture_output=True, text=True, timeout=max(config.read_timeout, 600)
+        )
+    except subprocess.TimeoutExpired:
+        raise VerifyError(f"validate_command did not finish in time: {command}") from None
+    for line in (finished.stdout + finished.stderr).splitlines()[-20:]:
+        log.line(f"  {line}")
+    if finished.returncode != 0:
+        raise VerifyError(f"validate_command exited {finished.returncode}: {command}; nothing released")
+
+
+def _upstream_in_use(ctx: SyncContext | None) -> str | None:
+    if ctx is None:
+        return None
+    chosen = [str(t.chosen) for t in ctx._transports.values() if t.chosen is not None]
+    return ", ".join(chosen) or None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,293 @@
+"""Releases on disk: stage -> verify -> publish (atomic symlink switch) -> prune; rollback; hold.
+
+Only this module writes under `releases/` and switches the served path (`docroot`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from pum.config import Config
+from pum.errors import StoreError
+from pum.formats.manifest import FileRecord, Manifest, parse_manifest
+
+LAYOUT_GENERATION = 1
+MANIFEST_PATH = ".pum/manifest.json"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Store:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.docroot = config.docroot
+        self.releases = config.releases_dir
+        self.state = config.state_dir
+        self.staging_root = config.data_dir / "staging"
+        self.downloads = config.data_dir / "downloads"
+
+    # -- what is served now ---------------------------------------------------------------------
+
+    def current_dir(self) -> Path | None:
+        if not self.docroot.is_symlink():
+            return None
+        target = self.docroot.resolve()
+        return target if target.is_dir() else None
+
+    def current_manifest(self) -> Manifest | None:
+        current = self.current_dir()
+        if current is None:
+            return None
+        try:
+            return parse_manifest((current / MANIFEST_PATH).read_bytes())
+        except FileNotFoundError:
+            raise StoreError(f"{current}: release has no {MANIFEST_PATH}; run 'pum verify'") from None
+        except ValueError as error:
+            raise StoreError(f"{current / MANIFEST_PATH}: {error}") from None
+
+    def serials(self) -> list[int]:
+        if not self.releases.is_dir():
+            return []
+        return sorted(int(p.name) for p in self.releases.iterdir() if p.name.isdigit())
+
+    # -- hold -----------------------------------------------------------------------------------
+
+    @property
+    def hold_file(self) -> Path:
+        return self.state / "hold"
+
+    def held(self) -> str | None:
+        try:
+            return self.hold_file.read_text().strip() or "held"
+        except FileNotFoundError:
+            return None
+
+    def hold(self, reason: str) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.hold_file.write_text(f"{reason} (since {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+
+    def unhold(self) -> bool:
+        try:
+            self.hold_file.unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    # -- staging and publishing -----------------------------------------------------------------
+
+    def begin(self) -> Staging:
+        """A fresh staging tree; leftovers of a killed run are removed first."""
+        self._check_docroot_is_ours()
+        if self.staging_root.exists():
+            shutil.rmtree(self.staging_root)
+        self.staging_root.mkdir(parents=True)
+        self.releases.mkdir(parents=True, exist_ok=True)
+        self._write_generation()
+        return Staging(self, self.staging_root / "next", self.current_dir(), self.current_manifest())
+
+    def _write_generation(self) -> None:
+        marker = self.config.data_dir / "generation"
+        if not marker.exists():
+            marker.write_text(f"{LAYOUT_GENERATION}\n")
+
+    def _check_docroot_is_ours(self) -> None:
+        docroot = self.docroot
+        if docroot.is_symlink() or not docroot.exists():
+            return
+        if docroot.is_dir() and not any(docroot.iterdir()):
+            return  # an empty directory made by a package or an installer: replaced at first publish
+        raise StoreError(
+            f"docroot {docroot} is a real directory, not the symlink PUM manages: "
+            "move it away (or set docroot elsewhere) and run again"
+        )
+
+    def publish(self, staging: Staging) -> int:
+        """Make the staged tree release N+1 and serve it: one rename(2) of the docroot symlink."""
+        serial = max(self.serials(), default=0) + 1
+        manifest = Manifest(
+            serial=serial,
+            created=_now_iso(),
+            files=dict(sorted(staging.records.items())),
+            generation=LAYOUT_GENERATION,
+            source=staging.source,
+        )
+        meta = staging.dir / ".pum"
+        meta.mkdir(exist_ok=True)
+        (meta / "manifest.json").write_bytes(manifest.to_json())
+        _fsync_tree(staging.dir)
+        final = self.releases / str(serial)
+        os.rename(staging.dir, final)
+        _fsync_dir(self.releases)
+        self._switch_docroot(final)
+        return serial
+
+    def _switch_docroot(self, target: Path) -> None:
+        docroot = self.docroot
+        docroot.parent.mkdir(parents=True, exist_ok=True)
+        if docroot.is_dir() and not docroot.is_symlink():
+            docroot.rmdir()  # the empty directory _check_docroot_is_ours allowed
+        link = docroot.with_name(f".{docroot.name}.pum-new")
+        link.unlink(missing_ok=True)
+        os.symlink(target.resolve(), link)
+        os.replace(link, docroot)
+        _fsync_dir(docroot.parent)
+
+    def switch_to(self, serial: int) -> None:
+        target = self.releases / str(serial)
+        if not (target / MANIFEST_PATH).exists():
+            raise StoreError(f"release {serial} does not exist in {self.releases}")
+        self._switch_docroot(target)
+
+    def prune(self) -> list[int]:
+        """Keep the newest `keep_releases` and whatever is served; drop the rest."""
+        current = self.current_dir()
+        current_serial = int(current.name) if current is not None and current.name.isdigit() else None
+        serials = self.serials()
+        keep = set(serials[-self.config.keep_releases :]) | {current_serial}
+        dropped = [s for s in serials if s not in keep]
+        for serial in dropped:
+            shutil.rmtree(self.releases / str(serial))
+        return dropped
+
+    def previous_serial(self) -> int | None:
+        current = self.current_dir()
+        if current is None:
+            return None
+        older = [s for s in self.serials() if s < int(current.name)]
+        return older[-1] if older else None
+
+    def clear_downloads(self) -> None:
+        if self.downloads.exists():
+            shutil.rmtree(self.downloads)
+
+    # -- state documents ------------------------------------------------------------------------
+
+    def write_state(self, name: str, document: dict) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        tmp = self.state / f".{name}.tmp"
+        tmp.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, self.state / name)
+
+    def read_state(self, name: str) -> dict | None:
+        try:
+            return json.loads((self.state / name).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+
+class Staging:
+    """The tree of the next release, built beside the served one; only `Store.publish` makes it visible."""
+
+    def __init__(
+        self, store: Store, directory: Path, current_dir: Path | None, current: Manifest | None
+    ) -> None:
+        self.store = store
+        self.dir = directory
+        self.dir.mkdir(parents=True)
+        self.current_dir = current_dir
+        self.current = current
+        self.records: dict[str, FileRecord] = {}
+        self.source = ""
+
+    def start_from_current(self) -> None:
+        """Server mode starts from everything served now; unchanged files cost a hard link each."""
+        if self.current is None:
+            return
+        for relpath in self.current.files:
+            self.link_from_current(relpath)
+
+    def link_from_current(self, relpath: str) -> None:
+        assert self.current is not None and self.current_dir is not None
+        target = self._target(relpath)
+        os.link(self.current_dir / relpath, target)
+        self.records[relpath] = self.current.files[relpath]
+
+    def put(
+        self,
+        relpath: str,
+        source: Path,
+        *,
+        mtime: float | None = None,
+        sha256: str | None = None,
+        keep_source: bool = False,
+    ) -> None:
+        """Move (or, with keep_source, hard-link) a verified file into the release; it becomes read-only,
+        as releases are immutable. Downloads are linked so that a killed run never fetches them again."""
+        target = self._target(relpath)
+        if target.exists() or target.is_symlink():
+            target.unlink()
+        if keep_source:
+            os.link(source, target)
+        else:
+            os.replace(source, target)
+        if mtime is not None:
+            os.utime(target, (mtime, mtime))
+        os.chmod(target, 0o444)
+        stat = target.stat()
+        self.records[relpath] = FileRecord(
+            size=stat.st_size, sha256=sha256 or sha256_file(target), mtime=int(stat.st_mtime)
+        )
+
+    def write_bytes(self, relpath: str, data: bytes, *, mtime: float | None = None) -> None:
+        tmp = self.dir.parent / ".write.tmp"
+        tmp.write_bytes(data)
+        self.put(relpath, tmp, mtime=mtime, sha256=hashlib.sha256(data).hexdigest())
+
+    def remove(self, relpath: str) -> None:
+        self.records.pop(relpath, None)
+        (self.dir / relpath).unlink(missing_ok=True)
+
+    def path_of(self, relpath: str) -> Path:
+        return self.dir / relpath
+
+    def has(self, relpath: str) -> bool:
+        return relpath in self.records
+
+    def paths(self) -> Iterator[str]:
+        return iter(sorted(self.records))
+
+    def differs_from_current(self) -> bool:
+        if self.current is None:
+            return True
+        return dict(self.current.files) != self.records
+
+    def _target(self, relpath: str) -> Path:
+        target = self.dir / relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for directory, _subdirs, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(directory, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(directory))

@@ -1,0 +1,47 @@
+"""Sources that fill the staging tree of the next release: one module per source (vdf, products, mirror)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pum.config import Config, Server
+from pum.net.transport import ProgressHook, Transport
+from pum.runlog import RunLog
+from pum.store import Staging, Store
+
+
+@dataclass
+class SyncContext:
+    """What every source gets: the config, the run log, the store and staging tree, shared transports."""
+
+    config: Config
+    log: RunLog
+    store: Store
+    staging: Staging
+    progress: ProgressHook | None = None
+    _transports: dict[tuple[tuple[Server, ...], str], Transport] = field(default_factory=dict)
+
+    def transport(self, servers: tuple[Server, ...] | None = None, protocol: str | None = None) -> Transport:
+        key = (servers or self.config.update_servers, protocol or self.config.update_protocol)
+        if key not in self._transports:
+            self._transports[key] = Transport(self.config, key[0], self.log, key[1], self.progress)
+        return self._transports[key]
+
+    def close(self) -> None:
+        for transport in self._transports.values():
+            transport.close()
+
+    @property
+    def requests(self) -> int:
+        return sum(t.requests for t in self._transports.values())
+
+    @property
+    def bytes_received(self) -> int:
+        return sum(t.bytes_received for t in self._transports.values())
+
+
+class Source(Protocol):
+    """One kind of content: decides what is needed, asks Transport, hands verified files to Staging."""
+
+    def sync(self, ctx: SyncContext) -> None: ...

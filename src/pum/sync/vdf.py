@@ -1,0 +1,294 @@
+"""Server mode, virus databases: learn versions, fetch missing CDIFFs and new CVDs, verify, stage."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pum.errors import PumError, UpstreamError, VerifyError
+from pum.formats import FormatError
+from pum.formats.cdiff import verify_cdiff
+from pum.formats.cvd import CvdHeader, parse_cvd_header, verify_cvd
+from pum.formats.version_record import VersionRecord, parse_version_record
+from pum.net.dns import lookup_txt
+from pum.net.transport import Fetched, Transport
+from pum.store import sha256_file
+from pum.sync import SyncContext
+
+VERSION_FILE = "dns.txt"
+_CDIFF_NAME = re.compile(r"^(?P<db>[a-z0-9_]+)-(?P<n>\d+)\.cdiff(?P<sign>\.sign)?$")
+_CVD_SIGN_NAME = re.compile(r"^(?P<db>[a-z0-9_]+)-(?P<n>\d+)\.cvd\.sign$")
+
+
+@dataclass(frozen=True)
+class UpstreamVersions:
+    record: VersionRecord | None
+    versions: dict[str, int]
+
+
+class VdfSource:
+    def sync(self, ctx: SyncContext) -> None:
+        staging = ctx.staging
+        transport = ctx.transport()
+        upstream = learn_versions(ctx, transport)
+        staging.source = "server"
+        for db in ctx.config.databases:
+            old = served_version(staging.current_dir, db)
+            current = upstream.versions[db]
+            ctx.log.line(f"{db} old: {old if old is not None else '-'} current: {current}")
+            if old is not None and current < old:
+                ctx.log.line(f"{db}: upstream is behind ({current} < {old}), keeping {old}")
+                continue
+            if current != old:
+                fetch_database(ctx, transport, db, old, current)
+        drop_expired_cdiffs(ctx)
+        write_version_file(ctx, upstream)
+
+
+def learn_versions(ctx: SyncContext, transport: Transport) -> UpstreamVersions:
+    """DNS TXT first (when dns_resolve=yes), then the version file, then 512-byte CVD header probes."""
+    config, log = ctx.config, ctx.log
+    record: VersionRecord | None = None
+    if config.dns_resolve:
+        try:
+            text = lookup_txt(config.dns_record, config.nameservers, config.connect_timeout)
+            record = _parse_record(text, f"DNS TXT {config.dns_record}")
+        except PumError as error:
+            log.line(f"{error}: trying the version file {VERSION_FILE}")
+    if record is None:
+        record = fetch_version_file(ctx, transport)
+    versions: dict[str, int] = {}
+    if record is not None:
+        log.line(f"Version: {record.format()}")
+        carried = record.database_versions()
+        log.line("FIELDS " + " ".join(f"{db}={v}" for db, v in carried.items()))
+        versions = {db: carried[db] for db in config.databases if db in carried}
+    for db in config.databases:
+        if db not in versions:
+            versions[db] = probe_header(transport, db).version
+            log.line(f"{db}: version {versions[db]} read from the {db}.cvd header")
+    return UpstreamVersions(record, versions)
+
+
+def fetch_version_file(ctx: SyncContext, transport: Transport) -> VersionRecord | None:
+    try:
+        answer = transport.get_bytes(VERSION_FILE, limit=4096)
+    except UpstreamError as error:
+        ctx.log.line(f"{error}: reading CVD headers")
+        return None
+    if not isinstance(answer, tuple):
+        ctx.log.line(
+            f"no version file {VERSION_FILE} on update server ({answer.status}): reading CVD headers"
+        )
+        return None
+    fetched, body = answer
+    try:
+        return _parse_record(body.decode("ascii", errors="replace"), fetched.url)
+    except VerifyError as error:
+        ctx.log.line(f"{error}: reading CVD headers")
+        return None
+
+
+def _parse_record(text: str, where: str) -> VersionRecord:
+    try:
+        return parse_version_record(text)
+    except FormatError as error:
+        raise VerifyError(f"{where}: not a version record: {error}") from None
+
+
+def probe_header(transport: Transport, db: str) -> CvdHeader:
+    # freshclam does the same 512-byte read for DatabaseMirror without DNS (libfreshclam.c remote_cvdhead)
+    answer = transport.get_bytes(f"{db}.cvd", byte_range=(0, 511))
+    if not isinstance(answer, tuple):
+        raise UpstreamError(
+            f"{transport.url_for(answer.server, db + '.cvd')}: answered {answer.status}, "
+            f"cannot learn the version of {db}"
+        )
+    fetched, head = answer
+    try:
+        return parse_cvd_header(head)
+    except FormatError as error:
+        raise VerifyError(f"{fetched.url}: bad CVD header: {error}") from None
+
+
+def served_header(release_dir: Path | None, db: str) -> CvdHeader | None:
+    if release_dir is None:
+        return None
+    try:
+        with open(release_dir / f"{db}.cvd", "rb") as stream:
+            return parse_cvd_header(stream.read(512))
+    except (FileNotFoundError, FormatError):
+        return None
+
+
+def served_version(release_dir: Path | None, db: str) -> int | None:
+    header = served_header(release_dir, db)
+    return header.version if header else None
+
+
+def fetch_database(ctx: SyncContext, transport: Transport, db: str, old: int | None, current: int) -> None:
+    staging = ctx.staging
+    if old is not None:
+        for number in range(old + 1, current + 1):
+            name = f"{db}-{number}.cdiff"
+            if staging.has(name):
+                continue
+            fetched = _download(ctx, transport, name)
+            if fetched is None:
+                ctx.log.line(f"{name}: not on update server; clients will download the whole {db}.cvd")
+                continue
+            _verified(ctx, fetched, lambda data, n=number: verify_cdiff(data, expected_version=n))
+            staging.put(
+                name,
+                fetched.path,
+                mtime=fetched.last_modified or time.time(),
+                sha256=fetched.sha256,
+                keep_source=True,
+            )
+            ctx.log.line(f"download {name} ({fetched.size} bytes)")
+            _fetch_optional_sign(ctx, transport, f"{name}.sign")
+    name = f"{db}.cvd"
+    fetched = _download(ctx, transport, name)
+    if fetched is None:
+        raise UpstreamError(
+            f"{transport.url_for(transport.chosen or transport.servers[0], name)}: not found "
+            f"(version record says {db} is at {current})"
+        )
+    header = _verified_cvd(ctx, fetched, db)
+    if header.version != current:
+        _discard(fetched)
+        raise VerifyError(
+            f"{fetched.url}: holds version {header.version}, expected {current}: "
+            "the update server is not in step; the next run tries again"
+        )
+    # CVD mtime = build time: freshclam's If-Modified-Since is the build time of its copy (libfreshclam.c)
+    staging.put(name, fetched.path, mtime=header.build_time, sha256=fetched.sha256, keep_source=True)
+    ctx.log.line(f"download {name} (version {current}, {fetched.size} bytes)")
+    for relpath in list(staging.paths()):
+        match = _CVD_SIGN_NAME.match(relpath)
+        if match and match["db"] == db and int(match["n"]) != current:
+            staging.remove(relpath)
+    _fetch_optional_sign(ctx, transport, f"{db}-{current}.cvd.sign")
+
+
+def _download(ctx: SyncContext, transport: Transport, name: str) -> Fetched | None:
+    """A file into the download area; one kept from an interrupted run is reused, not fetched again."""
+    dest = ctx.store.downloads / name
+    if dest.exists():
+        stat = dest.stat()
+        return Fetched(
+            status=200,
+            url=f"{ctx.store.downloads}/{name}",
+            server=transport.servers[0],
+            path=dest,
+            size=stat.st_size,
+            sha256=sha256_file(dest),
+            last_modified=stat.st_mtime,
+        )
+    fetched = transport.download(name, dest)
+    if fetched.missing:
+        return None
+    if fetched.last_modified:
+        os.utime(dest, (fetched.last_modified, fetched.last_modified))
+    return fetched
+
+
+def _verified(ctx: SyncContext, fetched: Fetched, check) -> object:
+    assert fetched.path is not None
+    try:
+        return check(fetched.path.read_bytes())
+    except FormatError as error:
+        _discard(fetched)
+        raise VerifyError(f"{fetched.url}: refused: {error}") from None
+
+
+def _verified_cvd(ctx: SyncContext, fetched: Fetched, db: str) -> CvdHeader:
+    assert fetched.path is not None
+    try:
+        with open(fetched.path, "rb") as stream:
+            return verify_cvd(stream, db)
+    except FormatError as error:
+        _discard(fetched)
+        raise VerifyError(f"{fetched.url}: refused: {error}") from None
+
+
+def _discard(fetched: Fetched) -> None:
+    if fetched.path is not None:
+        fetched.path.unlink(missing_ok=True)
+
+
+def _fetch_optional_sign(ctx: SyncContext, transport: Transport, name: str) -> None:
+    """Detached signatures (ClamAV >= 1.5) where upstream has them; a 404 is normal for older mirrors."""
+    fetched = _download(ctx, transport, name)
+    if fetched is None:
+        return
+    ctx.staging.put(
+        name,
+        fetched.path,
+        mtime=fetched.last_modified or time.time(),
+        sha256=fetched.sha256,
+        keep_source=True,
+    )
+    ctx.log.line(f"download {name} ({fetched.size} bytes)")
+
+
+def drop_expired_cdiffs(ctx: SyncContext) -> None:
+    """Drop CDIFFs (and their .sign) past `retention_period` days, and any below a gap: freshclam walks
+    the patches one by one from its version and falls back to the whole CVD at the first missing one."""
+    staging, config = ctx.staging, ctx.config
+    limit = time.time() - config.retention_period * 86400
+    by_db: dict[str, dict[int, list[str]]] = {}
+    for relpath in staging.paths():
+        match = _CDIFF_NAME.match(relpath)
+        if match:
+            by_db.setdefault(match["db"], {}).setdefault(int(match["n"]), []).append(relpath)
+    for db, numbers in by_db.items():
+        current = served_version(staging.dir, db)
+        keep: set[int] = set()
+        number = current
+        while number is not None and number in numbers:
+            cdiff = f"{db}-{number}.cdiff"
+            if cdiff not in numbers[number] or staging.records[cdiff].mtime < limit:
+                break
+            keep.add(number)
+            number -= 1
+        for number, relpaths in numbers.items():
+            if number not in keep:
+                for relpath in relpaths:
+                    staging.remove(relpath)
+                    if relpath.endswith(".cdiff"):
+                        ctx.log.line(
+                            f"remove {relpath} (older than {config.retention_period} days or unusable)"
+                        )
+
+
+def write_version_file(ctx: SyncContext, upstream: UpstreamVersions) -> None:
+    """dns.txt in every release: the record as upstream published it, with the versions actually served."""
+    staging = ctx.staging
+    served = {db: served_version(staging.dir, db) for db in ctx.config.databases}
+    record = upstream.record
+    if record is None:
+        # no record upstream: make one from what we serve, stable across runs so that an unchanged
+        # upstream never produces a new release
+        build_times = [served_header(staging.dir, db).build_time for db in served if served[db] is not None]
+        record = VersionRecord(
+            engine="0.0.0",
+            main=0,
+            daily=0,
+            time=max(build_times, default=0),
+            warn=1,
+            flevel=0,
+            safebrowsing=0,
+            bytecode=0,
+        )
+    fields = {db: v for db, v in served.items() if db in ("main", "daily", "bytecode") and v is not None}
+    record = dataclasses.replace(record, **fields)
+    text = record.format() + "\n"
+    previous = staging.path_of(VERSION_FILE)
+    if staging.has(VERSION_FILE) and previous.read_text() == text:
+        return
+    staging.write_bytes(VERSION_FILE, text.encode(), mtime=record.time)

@@ -1,0 +1,71 @@
+"""`pum verify`: re-check every file of the served release against its manifest and signatures."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pum.formats import FormatError
+from pum.formats.cdiff import verify_cdiff
+from pum.formats.cvd import verify_cvd
+from pum.formats.manifest import Manifest
+from pum.store import MANIFEST_PATH, sha256_file
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_release(release_dir: Path, manifest: Manifest, signatures: bool = True) -> VerifyReport:
+    report = VerifyReport()
+    for relpath, record in manifest.files.items():
+        path = release_dir / relpath
+        report.checked += 1
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            report.problems.append(f"{relpath}: missing")
+            continue
+        if stat.st_size != record.size or sha256_file(path) != record.sha256:
+            report.problems.append(
+                f"{relpath}: modified (size {stat.st_size}, manifest {record.size}; "
+                "sha256 differs from the manifest)"
+            )
+            continue
+        if signatures:
+            problem = _signature_problem(path, relpath)
+            if problem:
+                report.problems.append(f"{relpath}: {problem}")
+    for relpath in foreign_files(release_dir, manifest):
+        report.problems.append(f"{relpath}: not in the manifest (written by hand? use 'pum import')")
+    return report
+
+
+def foreign_files(release_dir: Path, manifest: Manifest) -> list[str]:
+    found = []
+    for directory, _dirs, files in os.walk(release_dir):
+        for name in files:
+            relpath = os.path.relpath(os.path.join(directory, name), release_dir)
+            if relpath != MANIFEST_PATH and relpath not in manifest.files:
+                found.append(relpath)
+    return sorted(found)
+
+
+def _signature_problem(path: Path, relpath: str) -> str | None:
+    name = os.path.basename(relpath)
+    try:
+        if name.endswith(".cvd") and "/" not in relpath:
+            with open(path, "rb") as stream:
+                verify_cvd(stream, name[: -len(".cvd")])
+        elif name.endswith(".cdiff") and "/" not in relpath:
+            verify_cdiff(path.read_bytes(), expected_version=int(name[: -len(".cdiff")].rsplit("-", 1)[1]))
+    except (FormatError, ValueError, IndexError) as error:
+        return f"signature check failed: {error}"
+    return None

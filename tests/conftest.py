@@ -1,0 +1,307 @@
+"""Fixtures shared by every suite: the upstream, pum.conf files, and real programs on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from upstream import TESTDATA, ClamavTree, Upstream  # noqa: E402
+
+ON_CI = bool(os.environ.get("CI"))
+
+
+def require_program(name: str) -> str:
+    """A program .ci/run installs: missing under CI is a failure, never a silent skip."""
+    path = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.access(p, os.X_OK)), None
+    )
+    if path is None:
+        message = f"{name} is not installed (.ci/run installs it)"
+        if ON_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(autouse=True)
+def no_backoff_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pum.net.transport
+
+    monkeypatch.setattr(pum.net.transport, "sleep", lambda seconds: None)
+
+
+@pytest.fixture
+def testdata() -> Path:
+    return TESTDATA
+
+
+@pytest.fixture
+def upstream_tree(tmp_path: Path) -> ClamavTree:
+    return ClamavTree(tmp_path / "upstream")
+
+
+@pytest.fixture
+def upstream(upstream_tree: ClamavTree) -> Iterator[Upstream]:
+    server = Upstream(upstream_tree.root).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_upstream(tmp_path: Path) -> Iterator[Callable[[str], tuple[ClamavTree, Upstream]]]:
+    """More upstreams for failover tests."""
+    started: list[Upstream] = []
+
+    def make(name: str, db: str = "test") -> tuple[ClamavTree, Upstream]:
+        tree = ClamavTree(tmp_path / name, db)
+        server = Upstream(tree.root).start()
+        started.append(server)
+        return tree, server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+def write_config(directory: Path, **keys: object) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    values: dict[str, object] = {
+        "mode": "server",
+        "logfile": directory / "log" / "pum.log",
+        "update_protocol": "http",
+        "dns_resolve": "no",
+        "databases": "test",
+        "docroot": directory / "www" / "pum",
+        "data_dir": directory / "data",
+        "connect_timeout": 3,
+        "read_timeout": 5,
+        "access_log": directory / "log" / "access.log",
+    }
+    values.update(keys)
+    path = directory / "pum.conf"
+    path.write_text("".join(f"{key}={value}\n" for key, value in values.items() if value is not None))
+    return path
+
+
+@pytest.fixture
+def pum_conf(tmp_path: Path, upstream: Upstream) -> Callable[..., Path]:
+    """pum.conf for a server-mode PUM whose update server is the test upstream."""
+
+    def make(name: str = "pum", **keys: object) -> Path:
+        keys.setdefault("update_servers", upstream.address)
+        return write_config(tmp_path / name, **keys)
+
+    return make
+
+
+class PumResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"PumResult(code={self.code}, out={self.out!r}, err={self.err!r})"
+
+
+@pytest.fixture
+def pum(capsys: pytest.CaptureFixture[str]) -> Callable[..., PumResult]:
+    """Run the `pum` CLI in-process: pum("--config", path, "run")."""
+    from pum.cli import main
+
+    def invoke(*args: object) -> PumResult:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return PumResult(code, captured.out, captured.err)
+
+    return invoke
+
+
+def pum_command() -> list[str]:
+    return [sys.executable, "-m", "pum.cli"]
+
+
+@pytest.fixture
+def dnsmasq(tmp_path: Path) -> Iterator[Callable[..., tuple[str, int]]]:
+    """Real dnsmasq on a loopback port serving the TXT records given: start(name=text, ...)."""
+    binary = require_program("dnsmasq")
+    processes: list[subprocess.Popen] = []
+
+    def start(
+        records: dict[str, str], address: str = "127.0.0.1", port: int | None = None
+    ) -> tuple[str, int]:
+        port = port or free_port(socket.SOCK_DGRAM, address)
+        args = [
+            binary,
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+            "--no-poll",
+            "--bind-interfaces",
+            f"--listen-address={address}",
+            f"--port={port}",
+            "--user=root",
+            "--log-facility=-",
+            f"--pid-file={tmp_path}/dnsmasq-{port}.pid",
+            "--conf-file=/dev/null",
+        ]
+        args += [f"--txt-record={name},{text}" for name, text in records.items()]
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        processes.append(process)
+        _wait_for_dns(address, port, next(iter(records)), process)
+        return address, port
+
+    yield start
+    for process in processes:
+        stop_process(process)
+
+
+def _wait_for_dns(address: str, port: int, name: str, process: subprocess.Popen) -> None:
+    import dns.message
+    import dns.query
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"dnsmasq exited: {process.stderr.read().decode() if process.stderr else ''}")
+        try:
+            dns.query.udp(dns.message.make_query(name, "TXT"), address, port=port, timeout=0.3)
+            return
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.05)
+    raise RuntimeError("dnsmasq did not answer")
+
+
+@pytest.fixture
+def squid() -> Iterator[Callable[..., int]]:
+    """Real Squid on a loopback port with basic auth (user pum / password from the argument)."""
+    binary = require_program("squid")
+    htpasswd = require_program("htpasswd")
+    processes: list[tuple[subprocess.Popen, Path]] = []
+
+    def start(user: str = "pumuser", password: str = "s3cret#pass") -> int:
+        # squid drops to its own user: its files must be readable by it, so not under pytest's 0700 tmp
+        workdir = Path(tempfile.mkdtemp(prefix="pum-squid-"))
+        os.chmod(workdir, 0o755)
+        subprocess.run(
+            [htpasswd, "-b", "-c", str(workdir / "passwd"), user, password], check=True, capture_output=True
+        )
+        os.chmod(workdir / "passwd", 0o644)
+        port = free_port()
+        conf = workdir / "squid.conf"
+        conf.write_text(f"""
+http_port 127.0.0.1:{port}
+pid_filename {workdir}/squid.pid
+cache deny all
+cache_dir null /tmp
+access_log none
+cache_log {workdir}/cache.log
+cache_store_log none
+coredump_dir {workdir}
+shutdown_lifetime 0 seconds
+auth_param basic program /usr/lib/squid/basic_ncsa_auth {workdir}/passwd
+auth_param basic realm pum-test
+acl authenticated proxy_auth REQUIRED
+acl SSL_ports port 1-65535
+acl CONNECT method CONNECT
+http_access allow authenticated
+http_access deny all
+""")
+        os.chmod(conf, 0o644)
+        process = subprocess.Popen(
+            [binary, "-N", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        processes.append((process, workdir))
+        try:
+            wait_for_port(port, timeout=30)
+        except RuntimeError:
+            stop_process(process)
+            log = (workdir / "cache.log").read_text(errors="replace")
+            raise RuntimeError(f"squid did not start: {log}") from None
+        return port
+
+    yield start
+    for process, workdir in processes:
+        stop_process(process, signal.SIGINT)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_freshclam(
+    tmp_path: Path,
+    mirror_url: str,
+    database_dir: Path,
+    db: str = "test",
+    private: bool = False,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Debian's real freshclam against `mirror_url`, in HTTP mode (no DNS), for one database."""
+    binary = require_program("freshclam")
+    database_dir.mkdir(parents=True, exist_ok=True)
+    conf = tmp_path / f"freshclam-{abs(hash((str(database_dir), mirror_url)))}.conf"
+    mirror_line = f"PrivateMirror {mirror_url}" if private else f"DatabaseMirror {mirror_url}"
+    conf.write_text(f"""DatabaseDirectory {database_dir}
+UpdateLogFile {tmp_path}/freshclam.log
+DatabaseOwner root
+{mirror_line}
+DNSDatabaseInfo no
+ScriptedUpdates yes
+ConnectTimeout 10
+ReceiveTimeout 30
+Bytecode no
+""")
+    return subprocess.run(
+        [
+            binary,
+            f"--config-file={conf}",
+            f"--datadir={database_dir}",
+            "--no-dns",
+            f"--update-db={db}",
+            "--stdout",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def serve_directory(directory: Path) -> Upstream:
+    """A plain static server over a released tree (follows the docroot symlink on each request)."""
+    return Upstream(directory).start()

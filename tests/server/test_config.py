@@ -1,0 +1,147 @@
+"""pum.conf: every original key, the new keys, and one clear line for each mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pum.config import Server, parse_config
+from pum.errors import ConfigError, ExitStatus
+
+ORIGINAL = """# PUM configuration as the original product shipped it
+mode=server
+logfile=/opt/proscan/pum/log/pum.log
+log_rotate=yes
+log_generation=7
+update_servers=clamav-latest.example.com,clamav-old.example.com:8080
+update_protocol=http
+proxy_host=proxy.example.com
+proxy_port=8080
+proxy_user=scanner
+proxy_passwd=p@ss#word
+dns_resolve=no
+retention_period=14
+"""
+
+
+def test_every_original_key_loads_with_its_original_meaning():
+    config = parse_config(ORIGINAL)
+    assert config.mode == "server"
+    assert config.logfile == Path("/opt/proscan/pum/log/pum.log")
+    assert config.log_rotate is True and config.log_generation == 7
+    assert config.update_servers == (
+        Server("clamav-latest.example.com"),
+        Server("clamav-old.example.com", 8080),
+    )
+    assert config.update_protocol == "http"
+    assert (config.proxy_host, config.proxy_port, config.proxy_user) == ("proxy.example.com", 8080, "scanner")
+    assert config.proxy_passwd == "p@ss#word"
+    assert config.dns_resolve is False and config.retention_period == 14
+
+
+def test_defaults_follow_the_design():
+    config = parse_config("")
+    assert config.log_generation == 5 and config.proxy_port == 3128 and config.retention_period == 30
+    assert config.databases == ("main", "daily", "bytecode")
+    assert config.dns_record == "current.cvd.clamav.net"
+    assert config.keep_releases == 3
+    assert (config.connect_timeout, config.read_timeout) == (30, 60)
+    assert config.user_agent.startswith("PUM/")
+
+
+def test_new_keys_load():
+    config = parse_config(
+        "databases=test,daily\nnameservers=127.0.0.2:5353,[::1]\nkeep_releases=5\n"
+        "products=ibm/power/PSHB06.lst,ibm/x86/PSHB03.lst\nproduct_servers=pum.example:8000\n"
+        "listen=127.0.0.1:9000\nworkers=2\nvalidate_command=clamscan -d {dir} /dev/null\n"
+    )
+    assert config.databases == ("test", "daily")
+    assert [(n.address, n.port) for n in config.nameservers] == [("127.0.0.2", 5353), ("::1", 53)]
+    assert config.products == ("ibm/power/PSHB06.lst", "ibm/x86/PSHB03.lst")
+    assert config.product_servers == (Server("pum.example", 8000),)
+    assert config.listen == "127.0.0.1:9000" and config.workers == 2
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path):
+    config = parse_config("docroot=www\ndata_dir=data\n", tmp_path / "pum.conf")
+    assert config.docroot == tmp_path / "www" and config.data_dir == tmp_path / "data"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("mode = server\n", "pum.conf:1: no blanks allowed around '='"),
+        ("mode= server\n", "pum.conf:1: no blanks allowed around '='"),
+        ("# comment\nlogfle=/tmp/x\n", "pum.conf:2: unknown key 'logfle' (did you mean 'logfile'?)"),
+        ("dns_resolve=maybe\n", "pum.conf:1: bad value for dns_resolve ('maybe'): expected yes or no"),
+        (
+            "log_generation=zero\n",
+            "pum.conf:1: bad value for log_generation ('zero'): expected a whole number",
+        ),
+        ("proxy_port=70000\n", "pum.conf:1: bad value for proxy_port"),
+        (
+            "update_protocol=ftp\n",
+            "pum.conf:1: bad value for update_protocol ('ftp'): expected one of http, https",
+        ),
+        ("mode=server\nmode=mirror\n", "pum.conf:2: 'mode' is set again (first set on line 1)"),
+        ("just some words\n", "pum.conf:1: expected name=value"),
+        ("update_servers=bad host!\n", "pum.conf:1: bad value for update_servers"),
+        ("databases=Daily\n", "pum.conf:1: bad value for databases"),
+        ("products=/etc/passwd.lst\n", "pum.conf:1: bad value for products"),
+    ],
+)
+def test_config_errors_name_the_line(text, message):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    assert str(caught.value).startswith(message)
+
+
+def test_a_bad_proxy_password_line_never_shows_the_password():
+    with pytest.raises(ConfigError) as caught:
+        parse_config("proxy_passwd =hunter2\n")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_config_check_exits_2_with_one_line(tmp_path, pum):
+    conf = tmp_path / "pum.conf"
+    conf.write_text("mode=server\nretention_perod=3\n")
+    result = pum("--config", conf, "config", "check")
+    assert result.code == ExitStatus.CONFIG == 2
+    assert result.err.strip() == (
+        f"pum: {conf}:2: unknown key 'retention_perod' (did you mean 'retention_period'?)"
+    )
+
+
+def test_run_with_a_config_error_does_nothing(tmp_path, pum):
+    conf = tmp_path / "pum.conf"
+    conf.write_text(f"data_dir={tmp_path}/data\nlog_rotate=sometimes\n")
+    assert pum("--config", conf, "run").code == ExitStatus.CONFIG
+    assert not (tmp_path / "data").exists()
+
+
+def test_missing_config_file_is_a_config_error(tmp_path, pum):
+    result = pum("--config", tmp_path / "nope.conf", "run")
+    assert result.code == ExitStatus.CONFIG
+    assert "nope.conf: no such configuration file" in result.err
+
+
+def test_config_path_comes_from_the_environment(tmp_path, pum, monkeypatch):
+    conf = tmp_path / "env.conf"
+    conf.write_text("mode=mirror\n")
+    monkeypatch.setenv("PUM_CONFIG", str(conf))
+    result = pum("config", "check")
+    assert result.code == 0 and "mode=mirror" in result.out
+
+
+def test_proxy_password_is_never_logged(upstream_tree, upstream, pum_conf, pum, squid):
+    port = squid(password="right-one")
+    conf = pum_conf(
+        proxy_host="127.0.0.1", proxy_port=port, proxy_user="pumuser", proxy_passwd="WrongSecret99"
+    )
+    upstream_tree.publish(2)
+    result = pum("-v", "--config", conf, "run")
+    assert result.code != 0
+    log = (conf.parent / "log" / "pum.log").read_text()
+    for text in (result.out, result.err, log):
+        assert "WrongSecret99" not in text
