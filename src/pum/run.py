@@ -7,14 +7,17 @@ import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pum.config import Config
 from pum.errors import PumError, VerifyError
 from pum.lock import RunLock
-from pum.net.transport import ProgressHook
 from pum.runlog import RunLog
-from pum.store import Store
+from pum.store import Staging, Store
 from pum.sync import Source, SyncContext
+
+if TYPE_CHECKING:
+    from pum.net.transport import ProgressHook
 
 LAST_RUN = "last_run.json"
 
@@ -64,15 +67,7 @@ def run_once(config: Config, log: RunLog, progress: ProgressHook | None = None) 
             for source in sources_for(config):
                 source.sync(ctx)
             upstream = _upstream_in_use(ctx)
-            if not staging.differs_from_current():
-                log.line("no update")
-                published = None
-            else:
-                validate(config, staging.dir, log)
-                published = store.publish(staging)
-                log.line(f"release new vdf (release {published})")
-                for serial in store.prune():
-                    log.line(f"remove old release {serial}")
+            published = publish_staged(config, store, staging, log)
             store.clear_downloads()
             store.write_state(
                 LAST_RUN,
@@ -107,6 +102,21 @@ def run_once(config: Config, log: RunLog, progress: ProgressHook | None = None) 
             if ctx is not None:
                 ctx.close()
             shutil.rmtree(store.staging_root, ignore_errors=True)
+
+
+def publish_staged(
+    config: Config, store: Store, staging: Staging, log: RunLog, what: str = "vdf"
+) -> int | None:
+    """The end of every build (`pum run`, `pum import`): unchanged -> None, else validate, publish, prune."""
+    if not staging.differs_from_current():
+        log.line("no update")
+        return None
+    validate(config, staging.dir, log)
+    published = store.publish(staging)
+    log.line(f"release new {what} (release {published})")
+    for serial in store.prune():
+        log.line(f"remove old release {serial}")
+    return published
 
 
 def validate(config: Config, staged_dir, log: RunLog) -> None:

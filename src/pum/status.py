@@ -6,7 +6,7 @@ import time
 
 from pum.config import Config
 from pum.errors import PumError
-from pum.net.transport import CoolDowns
+from pum.net.cooldown import CoolDowns
 from pum.store import Store
 from pum.sync.vdf import served_header
 

@@ -73,7 +73,10 @@ class Manifest:
         _check_int(self.serial, "serial")
         if _check_int(self.generation, "generation") < 1:
             raise FormatError(f"generation must be at least 1, got {self.generation}")
-        _check_str(self.source, "source")
+        try:
+            _check_str(self.source, "source").encode("utf-8")
+        except UnicodeEncodeError:
+            raise FormatError(f"source is not valid UTF-8 text: {self.source!r}") from None
         created = _check_str(self.created, "created")
         if not _CREATED.fullmatch(created):
             raise FormatError(f"created must be ISO 8601 UTC like 2025-09-01T03:32:05Z, got {created!r}")

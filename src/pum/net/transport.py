@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
-import json
 import os
 import ssl
 import time
@@ -17,12 +16,10 @@ import httpx
 
 from pum.config import Config, Server
 from pum.errors import UpstreamError
+from pum.net.cooldown import COOL_DOWN_FORBIDDEN, COOL_DOWN_TOO_MANY, CoolDowns, retry_after_seconds
 from pum.runlog import RunLog
 
 CHUNK = 1 << 20
-# freshclam's own cool-downs (libfreshclam.c): 403 -> 24 h, 429 without Retry-After -> 4 h
-COOL_DOWN_FORBIDDEN = 24 * 3600
-COOL_DOWN_TOO_MANY = 4 * 3600
 
 sleep = time.sleep  # patched out by tests
 
@@ -51,44 +48,6 @@ class Fetched:
 
 
 ProgressHook = Callable[[str, int, int | None], None]  # (name, bytes so far, total or None)
-
-
-class CoolDowns:
-    """Servers that told us to go away (403, 429), persisted so that later runs respect it too."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            self._until: dict[str, dict] = json.loads(path.read_text())
-        except (FileNotFoundError, ValueError):
-            self._until = {}
-
-    def active(self, server: Server, now: float | None = None) -> dict | None:
-        entry = self._until.get(str(server))
-        if entry and entry["until"] > (now or time.time()):
-            return entry
-        return None
-
-    def add(self, server: Server, seconds: float, reason: str) -> None:
-        self._until[str(server)] = {"until": time.time() + seconds, "reason": reason}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._until, indent=1))
-        os.replace(tmp, self.path)
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Retry-After in either form RFC 9110 allows: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (now or time.time()))
 
 
 def http_date(timestamp: float) -> str:
@@ -129,21 +88,32 @@ class Transport:
         self._checked: set[Server] = set()
         self.requests = 0
         self.bytes_received = 0
-        verify: ssl.SSLContext | bool = True
-        if self.protocol == "https":
-            verify = ssl.create_default_context(cafile=str(config.ca_bundle) if config.ca_bundle else None)
-        self._client = httpx.Client(
-            proxy=config.proxy_url,
-            verify=verify,
-            timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
-            # identity: the bytes we hash and store must be the file's own bytes
-            headers={"User-Agent": config.user_agent, "Accept-Encoding": "identity"},
-            follow_redirects=True,
-            trust_env=False,
-        )
+        self._http: httpx.Client | None = None
+
+    @property
+    def _client(self) -> httpx.Client:
+        # built at the first request: a run that needs no HTTP (DNS says nothing changed) pays nothing for TLS
+        if self._http is None:
+            config = self.config
+            verify: ssl.SSLContext | bool = True
+            if self.protocol == "https":
+                verify = ssl.create_default_context(
+                    cafile=str(config.ca_bundle) if config.ca_bundle else None
+                )
+            self._http = httpx.Client(
+                proxy=config.proxy_url,
+                verify=verify,
+                timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
+                # identity: the bytes we hash and store must be the file's own bytes
+                headers={"User-Agent": config.user_agent, "Accept-Encoding": "identity"},
+                follow_redirects=True,
+                trust_env=False,
+            )
+        return self._http
 
     def close(self) -> None:
-        self._client.close()
+        if self._http is not None:
+            self._http.close()
 
     def __enter__(self) -> Transport:
         return self

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pum.config import Config, Server
-from pum.net.transport import ProgressHook, Transport
 from pum.runlog import RunLog
 from pum.store import Staging, Store
+
+if TYPE_CHECKING:
+    from pum.net.transport import ProgressHook, Transport
 
 
 @dataclass
@@ -23,6 +25,9 @@ class SyncContext:
     _transports: dict[tuple[tuple[Server, ...], str], Transport] = field(default_factory=dict)
 
     def transport(self, servers: tuple[Server, ...] | None = None, protocol: str | None = None) -> Transport:
+        # imported here: httpx costs start-up time that a run answered by DNS alone never needs
+        from pum.net.transport import Transport
+
         key = (servers or self.config.update_servers, protocol or self.config.update_protocol)
         if key not in self._transports:
             self._transports[key] = Transport(self.config, key[0], self.log, key[1], self.progress)

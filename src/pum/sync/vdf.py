@@ -8,6 +8,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pum.errors import PumError, UpstreamError, VerifyError
 from pum.formats import FormatError
@@ -15,9 +16,11 @@ from pum.formats.cdiff import verify_cdiff
 from pum.formats.cvd import CvdHeader, parse_cvd_header, verify_cvd
 from pum.formats.version_record import VersionRecord, parse_version_record
 from pum.net.dns import lookup_txt
-from pum.net.transport import Fetched, Transport
 from pum.store import sha256_file
 from pum.sync import SyncContext
+
+if TYPE_CHECKING:
+    from pum.net.transport import Fetched, Transport
 
 VERSION_FILE = "dns.txt"
 _CDIFF_NAME = re.compile(r"^(?P<db>[a-z0-9_]+)-(?P<n>\d+)\.cdiff(?P<sign>\.sign)?$")
@@ -33,8 +36,7 @@ class UpstreamVersions:
 class VdfSource:
     def sync(self, ctx: SyncContext) -> None:
         staging = ctx.staging
-        transport = ctx.transport()
-        upstream = learn_versions(ctx, transport)
+        upstream = learn_versions(ctx)
         staging.source = "server"
         for db in ctx.config.databases:
             old = served_version(staging.current_dir, db)
@@ -44,12 +46,12 @@ class VdfSource:
                 ctx.log.line(f"{db}: upstream is behind ({current} < {old}), keeping {old}")
                 continue
             if current != old:
-                fetch_database(ctx, transport, db, old, current)
+                fetch_database(ctx, ctx.transport(), db, old, current)
         drop_expired_cdiffs(ctx)
         write_version_file(ctx, upstream)
 
 
-def learn_versions(ctx: SyncContext, transport: Transport) -> UpstreamVersions:
+def learn_versions(ctx: SyncContext) -> UpstreamVersions:
     """DNS TXT first (when dns_resolve=yes), then the version file, then 512-byte CVD header probes."""
     config, log = ctx.config, ctx.log
     record: VersionRecord | None = None
@@ -60,7 +62,7 @@ def learn_versions(ctx: SyncContext, transport: Transport) -> UpstreamVersions:
         except PumError as error:
             log.line(f"{error}: trying the version file {VERSION_FILE}")
     if record is None:
-        record = fetch_version_file(ctx, transport)
+        record = fetch_version_file(ctx, ctx.transport())
     versions: dict[str, int] = {}
     if record is not None:
         log.line(f"Version: {record.format()}")
@@ -69,7 +71,7 @@ def learn_versions(ctx: SyncContext, transport: Transport) -> UpstreamVersions:
         versions = {db: carried[db] for db in config.databases if db in carried}
     for db in config.databases:
         if db not in versions:
-            versions[db] = probe_header(transport, db).version
+            versions[db] = probe_header(ctx.transport(), db).version
             log.line(f"{db}: version {versions[db]} read from the {db}.cvd header")
     return UpstreamVersions(record, versions)
 
@@ -177,6 +179,8 @@ def fetch_database(ctx: SyncContext, transport: Transport, db: str, old: int | N
 
 def _download(ctx: SyncContext, transport: Transport, name: str) -> Fetched | None:
     """A file into the download area; one kept from an interrupted run is reused, not fetched again."""
+    from pum.net.transport import Fetched
+
     dest = ctx.store.downloads / name
     if dest.exists():
         stat = dest.stat()
