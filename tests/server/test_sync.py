@@ -234,3 +234,15 @@ def test_nothing_is_downloaded_twice_across_runs(upstream_tree, upstream, pum_co
     conf.write_text(conf.read_text().replace("validate_command=test -e {dir}/allow\n", ""))
     assert pum("--config", conf, "run").code == 0
     assert not [r for r in upstream.requests if r.path == "/test.cvd" and not r.headers.get("Range")]
+
+
+def test_a_cvd_kept_from_a_failed_run_is_not_reused_for_a_newer_version(
+    upstream_tree, upstream, pum_conf, pum
+):
+    conf = pum_conf(validate_command="test -e {dir}/allow")
+    upstream_tree.publish(5)
+    assert pum("--config", conf, "run").code == ExitStatus.VERIFY
+    upstream_tree.publish(6)
+    conf.write_text(conf.read_text().replace("validate_command=test -e {dir}/allow\n", ""))
+    assert pum("--config", conf, "run").code == 0
+    assert cvd_version(served(conf) / "test.cvd") == 6

@@ -154,7 +154,8 @@ def fetch_database(ctx: SyncContext, transport: Transport, db: str, old: int | N
             ctx.log.line(f"download {name} ({fetched.size} bytes)")
             _fetch_optional_sign(ctx, transport, f"{name}.sign")
     name = f"{db}.cvd"
-    fetched = _download(ctx, transport, name)
+    # kept under its version: a CVD left by a failed run is reused only for the same version
+    fetched = _download(ctx, transport, name, kept_as=f"{db}-{current}.cvd")
     if fetched is None:
         raise UpstreamError(
             f"{transport.url_for(transport.chosen or transport.servers[0], name)}: not found "
@@ -177,11 +178,13 @@ def fetch_database(ctx: SyncContext, transport: Transport, db: str, old: int | N
     _fetch_optional_sign(ctx, transport, f"{db}-{current}.cvd.sign")
 
 
-def _download(ctx: SyncContext, transport: Transport, name: str) -> Fetched | None:
+def _download(
+    ctx: SyncContext, transport: Transport, name: str, kept_as: str | None = None
+) -> Fetched | None:
     """A file into the download area; one kept from an interrupted run is reused, not fetched again."""
     from pum.net.transport import Fetched
 
-    dest = ctx.store.downloads / name
+    dest = ctx.store.downloads / (kept_as or name)
     if dest.exists():
         stat = dest.stat()
         return Fetched(
