@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import shlex
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pum.config import Config
-from pum.errors import PumError, VerifyError
+from pum.errors import PumError, StoreError, VerifyError
 from pum.lock import RunLock
 from pum.runlog import RunLog
 from pum.store import Staging, Store
@@ -83,25 +84,40 @@ def run_once(config: Config, log: RunLog, progress: ProgressHook | None = None) 
                 },
             )
             return RunOutcome(published, ctx.requests, ctx.bytes_received)
-        except PumError as error:
+        except (PumError, OSError) as caught:
+            error = caught if isinstance(caught, PumError) else disk_error(caught)
             log.error(str(error))
             log.line("the last good release stays served")
-            store.write_state(
-                LAST_RUN,
-                {
-                    "result": "error",
-                    "started": started,
-                    "finished": _now(),
-                    "error": str(error),
-                    "upstream": _upstream_in_use(ctx),
-                    "serial": None,
-                },
-            )
-            raise
+            _record_failure(store, log, started, str(error), _upstream_in_use(ctx))
+            if error is caught:
+                raise
+            raise error from caught
         finally:
             if ctx is not None:
                 ctx.close()
             shutil.rmtree(store.staging_root, ignore_errors=True)
+
+
+def disk_error(error: OSError) -> StoreError:
+    """An OSError (a full disk, a permission) as one line naming the file and what to do."""
+    where = f"{error.filename}: " if error.filename else ""
+    hint = "; free some space and run again" if error.errno == errno.ENOSPC else ""
+    return StoreError(f"{where}{error.strerror or error}{hint}")
+
+
+def _record_failure(store: Store, log: RunLog, started: str, message: str, upstream: str | None) -> None:
+    document = {
+        "result": "error",
+        "started": started,
+        "finished": _now(),
+        "error": message,
+        "upstream": upstream,
+        "serial": None,
+    }
+    try:
+        store.write_state(LAST_RUN, document)
+    except OSError as error:  # the disk that failed the run may refuse this too: say so, keep the first error
+        log.line(f"cannot record the failed run in {store.state}: {error.strerror}")
 
 
 def publish_staged(

@@ -216,3 +216,23 @@ def test_exit_statuses_are_distinct():
 
 def test_testdata_is_present():
     assert (TESTDATA / "test-6.cvd").exists(), sys.path
+
+
+def test_a_full_disk_is_one_clear_line_and_the_old_release_stays(
+    upstream_tree, upstream, pum_conf, pum, tmp_path
+):
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(tiny)], check=True)
+    try:
+        conf = pum_conf(data_dir=tiny / "data", docroot=tiny / "www")
+        upstream_tree.publish(1)
+        assert pum("--config", conf, "run").code == 0
+        upstream_tree.publish(6)
+        result = pum("--config", conf, "run")  # five CDIFFs and their .sign files do not fit in 48 KiB
+        assert result.code == ExitStatus.STORE, result
+        assert "No space left on device" in result.err
+        assert len(result.err.strip().splitlines()) == 1
+        assert int((tiny / "www" / "test.cvd").read_bytes()[:512].decode().split(":")[2]) == 1
+    finally:
+        subprocess.run(["umount", "-l", str(tiny)], check=False)
