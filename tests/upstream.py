@@ -23,13 +23,14 @@ if not TESTDATA.is_dir():
 @dataclass
 class Fault:
     """status: answer this instead; truncate: send only this many body bytes then close;
-    slow: seconds to sleep before the body; times: how many requests it applies to (None = always);
-    skip: how many requests pass untouched first."""
+    slow: seconds to sleep before the body (or, with slow_after, after that many body bytes);
+    times: how many requests it applies to (None = always); skip: how many requests pass untouched first."""
 
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     truncate: int | None = None
     slow: float = 0.0
+    slow_after: int = 0
     times: int | None = None
     skip: int = 0
 
@@ -138,7 +139,19 @@ class Upstream:
         stat = target.stat()
         size = stat.st_size
         last_modified = email.utils.formatdate(stat.st_mtime, usegmt=True)
+        # nanosecond mtime: a file replaced within the same second still gets a new tag
+        etag = f'"{stat.st_mtime_ns:x}-{size:x}"'
+        inm = handler.headers.get("If-None-Match")
         ims = handler.headers.get("If-Modified-Since")
+        if inm and not handler.headers.get("Range"):
+            ims = None  # RFC 9110 13.1.3: If-None-Match, when present, decides alone
+            tags = [tag.strip().removeprefix("W/") for tag in inm.split(",")]
+            if "*" in tags or etag in tags:
+                handler.send_response(304)
+                handler.send_header("Last-Modified", last_modified)
+                handler.send_header("ETag", etag)
+                handler.end_headers()
+                return 304, 0
         if ims and not handler.headers.get("Range"):
             try:
                 since = email.utils.parsedate_to_datetime(ims).timestamp()
@@ -168,17 +181,29 @@ class Upstream:
         handler.send_response(status)
         handler.send_header("Content-Length", str(length))
         handler.send_header("Last-Modified", last_modified)
+        handler.send_header("ETag", etag)
         handler.send_header("Accept-Ranges", "bytes")
         if status == 206:
             handler.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         handler.end_headers()
         if head:
             return status, 0
-        if fault is not None and fault.slow:
-            time.sleep(fault.slow)
         with open(target, "rb") as stream:
             stream.seek(start)
             data = stream.read(length)
+        if fault is not None and fault.slow:
+            if fault.slow_after:
+                handler.wfile.write(data[: fault.slow_after])
+                handler.wfile.flush()
+            time.sleep(fault.slow)
+            if fault.slow_after:
+                sent = len(data[: fault.slow_after])
+                try:
+                    handler.wfile.write(data[fault.slow_after :])
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (or was killed)
+                    handler.close_connection = True
+                    return status, sent
+                return status, len(data)
         if fault is not None and fault.truncate is not None:
             data = data[: fault.truncate]
             handler.wfile.write(data)

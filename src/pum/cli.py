@@ -46,7 +46,6 @@ pass_context = click.make_pass_decorator(Context)
     "--config",
     "config_path",
     metavar="PATH",
-    envvar="PUM_CONFIG",
     help="pum.conf (default: $PUM_CONFIG, /opt/proscan/pum/pum.conf, /etc/pum/pum.conf)",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show the run log on the terminal too.")
@@ -157,6 +156,34 @@ def verify(ctx: Context, no_signatures: bool) -> None:
     click.echo(f"release {manifest.serial}: {report.checked} files OK")
 
 
+@cli.command("import")
+@click.argument("source", metavar="[ARCHIVE|DIR]", required=False, type=click.Path(path_type=Path))
+@click.option("--dest", metavar="PATH", help="Put the files under this path of the release.")
+@click.option("--list", "show_list", is_flag=True, help="Show the local content, sizes and checksums.")
+@click.option("--remove", metavar="PATH", help="Take a file (or a directory's files) out; new release.")
+@pass_context
+def import_command(
+    ctx: Context, source: Path | None, dest: str | None, show_list: bool, remove: str | None
+) -> None:
+    """Add a .zip, .tar.gz/.tgz or directory to every release (never unzip into the served tree)."""
+    from pum.local import import_content, list_content, remove_content
+
+    if sum((source is not None, show_list, remove is not None)) != 1:
+        raise click.UsageError("give one of ARCHIVE|DIR, --list, --remove PATH")
+    if dest is not None and source is None:
+        raise click.UsageError("--dest goes with ARCHIVE|DIR")
+    if show_list:
+        click.echo(list_content(ctx.config))
+        return
+    with ctx.run_log() as log:
+        if source is not None:
+            outcome = import_content(ctx.config, source, dest, log)
+        else:
+            assert remove is not None
+            outcome = remove_content(ctx.config, remove, log)
+    click.echo("\n".join(outcome.lines))
+
+
 @cli.command()
 @pass_context
 def serve(ctx: Context) -> None:
@@ -181,6 +208,72 @@ def deploy(ctx: Context, server: str, port: int | None, root: Path, flavor: str 
     for path in write_web_config(ctx.config, server, port, root=root, flavor=flavor):
         click.echo(f"wrote {path}")
     click.echo(f"now run: {reload_command(server, flavor)}")
+
+
+@cli.command()
+@click.option("--root", type=click.Path(path_type=Path), default=Path("/"), help="Install under this root.")
+@click.option("--schedule", default="20 * * * *", show_default=True, help="When `pum run` runs (cron).")
+@click.option("--random-delay", type=int, default=300, show_default=True, help="Seconds of random delay.")
+@click.option("--web", type=click.Choice(["apache", "nginx", "pum", "none"]), help="Default: detect.")
+@click.option("--port", type=int, help="Port of the web server (apache/nginx: 8000; pum: pum.conf's listen).")
+@click.option("--flavor", type=click.Choice(["debian", "rhel"]), help="Distribution (default: detect).")
+@click.option("--scheduler", type=click.Choice(["systemd", "cron"]), help="Default: systemd if it runs.")
+@pass_context
+def install(
+    ctx: Context,
+    root: Path,
+    schedule: str,
+    random_delay: int,
+    web: str | None,
+    port: int | None,
+    flavor: str | None,
+    scheduler: str | None,
+) -> None:
+    """Set PUM up on this machine: directories, pum.conf, the web server, the schedule of `pum run`."""
+    from pum.install import install as install_pum
+
+    install_pum(
+        root=root,
+        config_path=ctx.config_path,
+        schedule=schedule,
+        web=web,
+        port=port,
+        flavor=flavor,
+        scheduler=scheduler,
+        random_delay=random_delay,
+        say=click.echo,
+    )
+
+
+@cli.command()
+@click.option("--root", type=click.Path(path_type=Path), default=Path("/"), help="Uninstall under this root.")
+@click.option("--purge", is_flag=True, help="Also remove pum.conf, the releases, state and logs.")
+def uninstall(root: Path, purge: bool) -> None:
+    """Remove what `pum install` wrote; the data stays unless --purge."""
+    from pum.install import uninstall as uninstall_pum
+
+    uninstall_pum(root=root, purge=purge, say=click.echo)
+
+
+@cli.command()
+@click.option("--interval", type=float, default=3600, show_default=True, help="Seconds between cycles.")
+@click.option("--jitter", type=float, default=300, show_default=True, help="Up to this many seconds more.")
+@pass_context
+def daemon(ctx: Context, interval: float, jitter: float) -> None:
+    """Run the update cycle every --interval, in the foreground, until SIGTERM (containers, systemd)."""
+    from pum.daemon import run_daemon
+
+    run_daemon(ctx.config, ctx.run_log, interval=interval, jitter=jitter)
+
+
+@cli.command()
+@click.option("--dir", "directory", type=click.Path(path_type=Path), help="Work here (kept), not in /tmp.")
+@click.option("--keep", is_flag=True, help="Keep the temporary directory.")
+def demo(directory: Path | None, keep: bool) -> None:
+    """PUM's whole job offline, without root, on the signed test databases it ships."""
+    from pum.demo import run_demo
+
+    run_demo(directory, keep=keep, say=click.echo)
 
 
 def main(argv: list[str] | None = None) -> int:

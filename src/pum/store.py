@@ -11,8 +11,9 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from stat import S_ISREG
 
 from pum.config import Config
 from pum.errors import StoreError
@@ -95,6 +96,7 @@ class Store:
     def begin(self) -> Staging:
         """A fresh staging tree; leftovers of a killed run are removed first."""
         self._check_docroot_is_ours()
+        self._check_served_release_untouched()
         if self.staging_root.exists():
             shutil.rmtree(self.staging_root)
         self.staging_root.mkdir(parents=True)
@@ -117,6 +119,23 @@ class Store:
             f"docroot {docroot} is a real directory, not the symlink PUM manages: "
             "move it away (or set docroot elsewhere) and run again"
         )
+
+    def _check_served_release_untouched(self) -> None:
+        """Refuse to build on a release changed behind PUM's back: the next release would carry the change
+        (unchanged files are hard links), and the vendor's old habit, unzipping into the web root, does it."""
+        current = self.current_dir()
+        manifest = self.current_manifest()
+        if current is None or manifest is None:
+            return
+        changes = changes_behind_our_back(current, manifest.files)
+        if changes:
+            more = f" (and {len(changes) - 1} more)" if len(changes) > 1 else ""
+            raise StoreError(
+                f"release {manifest.serial} was changed behind PUM's back: {self.docroot}/{changes[0]}"
+                f"{more}; nothing was built. Content goes in with 'pum import', never into {self.docroot}: "
+                "'pum verify' lists every change; move foreign files out (then 'pum import' them); "
+                "for a modified or missing file, 'pum rollback' then 'pum unhold'"
+            )
 
     def publish(self, staging: Staging) -> int:
         """Make the staged tree release N+1 and serve it: one rename(2) of the docroot symlink."""
@@ -272,6 +291,36 @@ class Staging:
         target = self.dir / relpath
         target.parent.mkdir(parents=True, exist_ok=True)
         return target
+
+
+def changes_behind_our_back(tree: Path, files: Mapping[str, FileRecord]) -> list[str]:
+    """What differs between a tree and the records of its files, cheaply: a walk and an lstat per file;
+    sha256 only where size or mtime differ. A file whose content is intact gets its recorded mtime back (it
+    is the `Last-Modified` clients compare). Each item reads `<relpath>: <what>`."""
+    changes: list[str] = []
+    for relpath, record in files.items():
+        path = tree / relpath
+        try:
+            info = path.lstat()
+        except (FileNotFoundError, NotADirectoryError):
+            changes.append(f"{relpath}: missing")
+            continue
+        if not S_ISREG(info.st_mode):
+            changes.append(f"{relpath}: replaced by something that is not a file")
+        elif info.st_size != record.size:
+            changes.append(f"{relpath}: modified (size {info.st_size}, manifest {record.size})")
+        elif int(info.st_mtime) != record.mtime:
+            if sha256_file(path) != record.sha256:
+                changes.append(f"{relpath}: modified (sha256 differs from the manifest)")
+            else:
+                os.utime(path, (record.mtime, record.mtime))
+    for directory, subdirs, names in os.walk(tree):
+        links = [name for name in subdirs if os.path.islink(os.path.join(directory, name))]
+        for name in sorted(names + links):
+            relpath = os.path.relpath(os.path.join(directory, name), tree)
+            if relpath != MANIFEST_PATH and relpath not in files:
+                changes.append(f"{relpath}: not in the manifest (written by hand?)")
+    return changes
 
 
 def _fsync_dir(path: Path) -> None:

@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pum.formats import FormatError
-from pum.formats.cdiff import verify_cdiff
-from pum.formats.cvd import verify_cvd
 from pum.formats.manifest import Manifest
 from pum.store import MANIFEST_PATH, sha256_file
+from pum.sync.fetch import check_signature
 
 
 @dataclass
@@ -59,13 +58,8 @@ def foreign_files(release_dir: Path, manifest: Manifest) -> list[str]:
 
 
 def _signature_problem(path: Path, relpath: str) -> str | None:
-    name = os.path.basename(relpath)
     try:
-        if name.endswith(".cvd") and "/" not in relpath:
-            with open(path, "rb") as stream:
-                verify_cvd(stream, name[: -len(".cvd")])
-        elif name.endswith(".cdiff") and "/" not in relpath:
-            verify_cdiff(path.read_bytes(), expected_version=int(name[: -len(".cdiff")].rsplit("-", 1)[1]))
-    except (FormatError, ValueError, IndexError) as error:
+        check_signature(path, relpath)
+    except FormatError as error:
         return f"signature check failed: {error}"
     return None

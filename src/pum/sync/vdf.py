@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -13,14 +12,14 @@ from typing import TYPE_CHECKING
 from pum.errors import PumError, UpstreamError, VerifyError
 from pum.formats import FormatError
 from pum.formats.cdiff import verify_cdiff
-from pum.formats.cvd import CvdHeader, parse_cvd_header, verify_cvd
+from pum.formats.cvd import CvdHeader, parse_cvd_header
 from pum.formats.version_record import VersionRecord, parse_version_record
 from pum.net.dns import lookup_txt
-from pum.store import sha256_file
 from pum.sync import SyncContext
+from pum.sync.fetch import discard, download_kept, verified, verified_cvd
 
 if TYPE_CHECKING:
-    from pum.net.transport import Fetched, Transport
+    from pum.net.transport import Transport
 
 VERSION_FILE = "dns.txt"
 _CDIFF_NAME = re.compile(r"^(?P<db>[a-z0-9_]+)-(?P<n>\d+)\.cdiff(?P<sign>\.sign)?$")
@@ -139,11 +138,11 @@ def fetch_database(ctx: SyncContext, transport: Transport, db: str, old: int | N
             name = f"{db}-{number}.cdiff"
             if staging.has(name):
                 continue
-            fetched = _download(ctx, transport, name)
+            fetched = download_kept(ctx, transport, name)
             if fetched is None:
                 ctx.log.line(f"{name}: not on update server; clients will download the whole {db}.cvd")
                 continue
-            _verified(ctx, fetched, lambda data, n=number: verify_cdiff(data, expected_version=n))
+            verified(fetched, lambda data, n=number: verify_cdiff(data, expected_version=n))
             staging.put(
                 name,
                 fetched.path,
@@ -155,15 +154,15 @@ def fetch_database(ctx: SyncContext, transport: Transport, db: str, old: int | N
             _fetch_optional_sign(ctx, transport, f"{name}.sign")
     name = f"{db}.cvd"
     # kept under its version: a CVD left by a failed run is reused only for the same version
-    fetched = _download(ctx, transport, name, kept_as=f"{db}-{current}.cvd")
+    fetched = download_kept(ctx, transport, name, kept_as=f"{db}-{current}.cvd")
     if fetched is None:
         raise UpstreamError(
             f"{transport.url_for(transport.chosen or transport.servers[0], name)}: not found "
             f"(version record says {db} is at {current})"
         )
-    header = _verified_cvd(ctx, fetched, db)
+    header = verified_cvd(fetched, db)
     if header.version != current:
-        _discard(fetched)
+        discard(fetched)
         raise VerifyError(
             f"{fetched.url}: holds version {header.version}, expected {current}: "
             "the update server is not in step; the next run tries again"
@@ -178,59 +177,9 @@ def fetch_database(ctx: SyncContext, transport: Transport, db: str, old: int | N
     _fetch_optional_sign(ctx, transport, f"{db}-{current}.cvd.sign")
 
 
-def _download(
-    ctx: SyncContext, transport: Transport, name: str, kept_as: str | None = None
-) -> Fetched | None:
-    """A file into the download area; one kept from an interrupted run is reused, not fetched again."""
-    from pum.net.transport import Fetched
-
-    dest = ctx.store.downloads / (kept_as or name)
-    if dest.exists():
-        stat = dest.stat()
-        return Fetched(
-            status=200,
-            url=f"{ctx.store.downloads}/{name}",
-            server=transport.servers[0],
-            path=dest,
-            size=stat.st_size,
-            sha256=sha256_file(dest),
-            last_modified=stat.st_mtime,
-        )
-    fetched = transport.download(name, dest)
-    if fetched.missing:
-        return None
-    if fetched.last_modified:
-        os.utime(dest, (fetched.last_modified, fetched.last_modified))
-    return fetched
-
-
-def _verified(ctx: SyncContext, fetched: Fetched, check) -> object:
-    assert fetched.path is not None
-    try:
-        return check(fetched.path.read_bytes())
-    except FormatError as error:
-        _discard(fetched)
-        raise VerifyError(f"{fetched.url}: refused: {error}") from None
-
-
-def _verified_cvd(ctx: SyncContext, fetched: Fetched, db: str) -> CvdHeader:
-    assert fetched.path is not None
-    try:
-        with open(fetched.path, "rb") as stream:
-            return verify_cvd(stream, db)
-    except FormatError as error:
-        _discard(fetched)
-        raise VerifyError(f"{fetched.url}: refused: {error}") from None
-
-
-def _discard(fetched: Fetched) -> None:
-    if fetched.path is not None:
-        fetched.path.unlink(missing_ok=True)
-
-
 def _fetch_optional_sign(ctx: SyncContext, transport: Transport, name: str) -> None:
     """Detached signatures (ClamAV >= 1.5) where upstream has them; a 404 is normal for older mirrors."""
-    fetched = _download(ctx, transport, name)
+    fetched = download_kept(ctx, transport, name)
     if fetched is None:
         return
     ctx.staging.put(

@@ -1,0 +1,205 @@
+"""proscan.conf ([update.options] of the scanner's INI file) -> AgentConfig, a frozen dataclass built once."""
+
+from __future__ import annotations
+
+import configparser
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pum import __version__
+from pum.config import Server, _servers
+from pum.errors import ConfigError
+from pum.formats import FormatError
+from pum.formats.productlist import safe_relative_path
+
+DEFAULT_CONFIG = Path("/etc/opt/proscan/proscan.conf")
+SECTION = "update.options"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    path: Path
+    servers: tuple[Server, ...]
+    product_list: str
+    protocol: str = "http"
+    install_dir: Path = Path("/opt/proscan")
+    database_dir: Path = Path("/opt/proscan/var/clamav")
+    state_dir: Path = Path("/var/opt/proscan/proscanup")
+    command_timeout: float = 300.0
+    reload_application: bool = False
+    vdf_command: str | None = None
+    freshclam: str = "freshclam"
+    databases: tuple[str, ...] = ()
+    upgrade_min_free_mb: int = 700
+    version_file: Path = Path("/opt/proscan/VERSION")
+    installer: str = "install.sh"
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    user_agent: str = f"proscanup/{__version__}"
+
+    @property
+    def list_dir(self) -> str:
+        """The list's directory on the server: modules below it are installed below `install_dir`."""
+        parent = self.product_list.rpartition("/")[0]
+        return parent
+
+    @property
+    def post_update_path(self) -> Path:
+        return self.install_dir / "bin" / "post_update.sh"
+
+    @property
+    def downloads(self) -> Path:
+        return self.state_dir / "downloads"
+
+
+def _yes_no(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("yes", "on", "true", "1"):
+        return True
+    if lowered in ("no", "off", "false", "0"):
+        return False
+    raise ValueError(f"expected yes or no, got {text!r}")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected seconds, got {text!r}") from None
+    if value <= 0:
+        raise ValueError(f"must be more than 0 seconds, got {text}")
+    return value
+
+
+def _megabytes(text: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"expected a whole number of megabytes, got {text!r}")
+    return int(text)
+
+
+def _protocol(text: str) -> str:
+    if text.lower() not in ("http", "https"):
+        raise ValueError(f"expected http or https, got {text!r}")
+    return text.lower()
+
+
+def _list_path(text: str) -> str:
+    try:
+        path = safe_relative_path(text)
+    except FormatError as error:
+        raise ValueError(str(error)) from None
+    if not path.endswith(".lst"):
+        raise ValueError(f"a product list path ends in .lst, got {text!r}")
+    return path
+
+
+def _databases(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    for name in names:
+        if not re.fullmatch(r"[a-z0-9_]+", name):
+            raise ValueError(f"database names are lowercase letters, digits and _, got {name!r}")
+    return names
+
+
+def _path(text: str) -> Path:
+    path = Path(text)
+    if not path.is_absolute():
+        raise ValueError(f"expected an absolute path, got {text!r}")
+    return path
+
+
+def _text(text: str) -> str:
+    return text
+
+
+# option (as written in the file) -> (attribute, parser)
+KEYS = {
+    "UpdateServer": ("servers", _servers),
+    "Protocol": ("protocol", _protocol),
+    "ProductList": ("product_list", _list_path),
+    "InstallDir": ("install_dir", _path),
+    "DatabaseDir": ("database_dir", _path),
+    "StateDir": ("state_dir", _path),
+    "CommandTimeout": ("command_timeout", _seconds),
+    "ReloadApplication": ("reload_application", _yes_no),
+    "VdfCommand": ("vdf_command", _text),
+    "Freshclam": ("freshclam", _text),
+    "Databases": ("databases", _databases),
+    "UpgradeMinFreeMB": ("upgrade_min_free_mb", _megabytes),
+    "VersionFile": ("version_file", _path),
+    "Installer": ("installer", _text),
+    "ConnectTimeout": ("connect_timeout", _seconds),
+    "ReadTimeout": ("read_timeout", _seconds),
+}
+_BY_LOWER = {key.lower(): key for key in KEYS}
+REQUIRED = ("UpdateServer", "ProductList")
+
+
+def parse_agent_config(text: str, path: Path) -> AgentConfig:
+    """Read `[update.options]`; other sections belong to the scanner and are left alone.
+    Every error names `file:line`."""
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.Error as error:
+        raise ConfigError(f"{path}: {_one_line(error)}") from None
+    if not parser.has_section(SECTION):
+        raise ConfigError(f"{path}: no [{SECTION}] section (UpdateServer and ProductList go there)")
+    lines = _option_lines(text)
+    values: dict[str, object] = {}
+    for option, raw in parser.items(SECTION):
+        line, written = lines.get(option, ("?", option))
+        where = f"{path}:{line}"
+        key = _BY_LOWER.get(option)
+        if key is None:
+            guess = difflib.get_close_matches(option, _BY_LOWER, n=1, cutoff=0.6)
+            hint = f" (did you mean '{_BY_LOWER[guess[0]]}'?)" if guess else ""
+            raise ConfigError(f"{where}: unknown option '{written}' in [{SECTION}]{hint}")
+        if raw.strip() == "":
+            continue
+        attribute, parse = KEYS[key]
+        try:
+            values[attribute] = parse(raw.strip())
+        except ValueError as error:
+            raise ConfigError(f"{where}: bad value for {key} ({raw.strip()!r}): {error}") from None
+    for key in REQUIRED:
+        if KEYS[key][0] not in values:
+            raise ConfigError(f"{path}: [{SECTION}] needs {key}")
+    install_dir = values.get("install_dir", AgentConfig.install_dir)
+    assert isinstance(install_dir, Path)
+    values.setdefault("database_dir", install_dir / "var" / "clamav")
+    values.setdefault("version_file", install_dir / "VERSION")
+    return AgentConfig(path=path, **values)  # type: ignore[arg-type]
+
+
+def _option_lines(text: str) -> dict[str, tuple[int, str]]:
+    """Line and spelling of each option of [update.options] (configparser keeps neither)."""
+    lines: dict[str, tuple[int, str]] = {}
+    section = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1].strip()
+        elif (
+            section == SECTION and stripped and not stripped.startswith(("#", ";")) and not line[0].isspace()
+        ):
+            name = re.split(r"[=:]", stripped, maxsplit=1)[0].strip()
+            lines.setdefault(name.lower(), (number, name))
+    return lines
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+def load_agent_config(path: Path | None = None) -> AgentConfig:
+    path = path or DEFAULT_CONFIG
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file (give --config PATH)") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read: {error}") from None
+    return parse_agent_config(text, path)

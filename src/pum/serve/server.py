@@ -1,0 +1,536 @@
+"""The asyncio loop of one `pum serve` worker: connections, the current release, files, logs, counters.
+
+The rules live in `pum.serve.http`; this module does the I/O. The docroot symlink is read on every
+request, so a newly published release is served at once; a file is opened when its request arrives, so a
+download in flight finishes from the release it started in, even if that release is switched or pruned.
+Small files (and the first bytes of large ones, which freshclam's version check reads) are kept in
+memory, validated by inode, size and mtime on each request; large bodies go out with sendfile(2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import os
+import socket
+import ssl
+import stat
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pum.errors import PumError
+from pum.serve.accesslog import AccessLog, combined_line
+from pum.serve.http import (
+    MANIFEST,
+    MAX_HEAD,
+    BadRequest,
+    Request,
+    Resource,
+    error_fields,
+    head_parts,
+    http_date,
+    is_hidden,
+    parse_request_head,
+    request_path,
+    resource,
+    response_head,
+    select_reply,
+)
+from pum.serve.metrics import BYTES, CONTENT_TYPE_LATEST, OTHER, STATUS_INDEX, Board, render_metrics
+from pum.serve.sendfile import FileSender
+from pum.serve.status import StatusProvider, render_html
+
+SMALL_FILE = 64 * 1024  # files up to this size are answered from memory
+PREFIX = 4096  # of larger files, this much is kept: freshclam's version check reads bytes 0-511
+CACHE_BUDGET = 32 * 1024 * 1024  # bytes of small files kept per worker
+CACHE_ENTRIES = 4096
+KEEPALIVE_TIMEOUT = 60.0  # idle keep-alive connection
+HEADER_TIMEOUT = 30.0  # a request head that doesn't complete
+SEND_TIMEOUT = 60.0  # a client that takes nothing of its answer for this long is dropped
+STOP_GRACE = 10.0  # responses in flight at shutdown get this long
+
+STATUS_PAGES = {".pum/status", "pum/status"}
+STATUS_JSON = ".pum/status.json"
+METRICS = "metrics"
+PAGES = STATUS_PAGES | {STATUS_JSON, METRICS}
+VISIBLE = frozenset({MANIFEST, ".pum/status", STATUS_JSON})
+
+
+@dataclass(slots=True)
+class Entry:
+    """A verified regular file of a release: identity, the rules' view of it, its first bytes.
+
+    `cached` is the whole file when it is small, else its first `PREFIX` bytes.
+    """
+
+    ident: tuple[int, int, int, int]
+    path: str
+    resource: Resource
+    cached: bytes
+    replies: dict[tuple[str | None, ...], Prepared] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A reply to one kind of request for one file: its head around the Date value, and the body slice."""
+
+    status: int
+    start: bytes
+    keep_alive_end: bytes
+    close_end: bytes
+    offset: int
+    length: int
+
+
+def prepare(headers: dict[str, str], res: Resource) -> Prepared:
+    reply = select_reply(headers, res)
+    return Prepared(reply.status, *head_parts(reply.status, reply.fields), reply.offset, reply.length)
+
+
+def _ident(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
+
+
+class Site:
+    """What one worker serves and records: the docroot, its file cache, access log and counters."""
+
+    def __init__(
+        self,
+        docroot: Path,
+        access_log: AccessLog,
+        board: Board,
+        worker: int,
+        status_provider: StatusProvider,
+    ) -> None:
+        self.docroot = str(docroot)
+        self.docroot_dir = os.path.dirname(os.path.abspath(self.docroot))
+        self.log = access_log
+        self.board = board
+        self.counters = board.row(worker)
+        self.status_provider = status_provider
+        self.roots: dict[str, str] = {}
+        self.entries: dict[str, Entry] = {}
+        self.cached_bytes = 0
+        self.connections: set[HttpConnection] = set()
+        self.stopping = False
+        self.flush_soon: Callable[[Callable[[], None]], object] | None = None
+        self.now = time.monotonic()
+        self.date = http_date(time.time())
+        self.date_bytes = self.date.encode("latin-1")
+
+    # -- the current release ------------------------------------------------------------------------
+
+    def release_root(self) -> str | None:
+        """Real path of the release the docroot leads to now: one readlink(2) per request."""
+        try:
+            link = os.readlink(self.docroot)
+        except OSError as error:
+            if error.errno != errno.EINVAL:
+                return None
+            link = "."  # the docroot is a plain directory
+        root = self.roots.get(link)
+        if root is None:
+            target = os.path.join(self.docroot_dir, link) if link != "." else self.docroot
+            root = os.path.realpath(target)
+            # A chain of symlinks could change behind an unchanged first link: don't remember it.
+            if not os.path.islink(target):
+                if len(self.roots) > 64:
+                    self.roots.clear()
+                self.roots[link] = root
+        return root
+
+    def lookup(self, path: str) -> Entry | None:
+        """The regular file `path` names in the current release, or None (answered 404)."""
+        if not path:
+            return None
+        root = self.release_root()
+        if root is None:
+            return None
+        full = f"{root}/{path}"
+        try:
+            st = os.stat(full)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        entry = self.entries.get(full)
+        if entry is not None and entry.ident == _ident(st):
+            return entry
+        return self._admit(root, path, full, st)
+
+    def _admit(self, root: str, path: str, full: str, st: os.stat_result) -> Entry | None:
+        # Only a file whose real path stays inside the release and isn't hidden there is served:
+        # a symlink in the tree must not lead out of it or onto a dot-file.
+        real = os.path.realpath(full)
+        if not real.startswith(root + "/"):
+            return None
+        inside = real[len(root) + 1 :]
+        if is_hidden(inside) and inside != MANIFEST:
+            return None
+        wanted = st.st_size if st.st_size <= SMALL_FILE else PREFIX
+        try:
+            with open(full, "rb", buffering=0) as stream:
+                cached = os.pread(stream.fileno(), wanted, 0)
+                fst = os.fstat(stream.fileno())
+        except OSError:
+            return None
+        if _ident(fst) != _ident(st) or len(cached) != wanted:
+            return None  # changed while we looked: a release is never changed in place
+        entry = Entry(_ident(st), full, resource(st.st_size, st.st_mtime, path), cached)
+        if len(self.entries) >= CACHE_ENTRIES or self.cached_bytes + wanted > CACHE_BUDGET:
+            self.entries.clear()
+            self.cached_bytes = 0
+        self.entries[full] = entry
+        self.cached_bytes += wanted
+        return entry
+
+    # -- pages made by the server -------------------------------------------------------------------
+
+    def page(self, path: str) -> tuple[str, bytes]:
+        """Content type and body of the status page, its JSON or /metrics."""
+        if path == METRICS:
+            return CONTENT_TYPE_LATEST, render_metrics(self.board, self.status_provider)
+        document = self.status_provider()
+        if path == STATUS_JSON:
+            return "application/json", json.dumps(document, indent=1, default=str).encode() + b"\n"
+        return "text/html; charset=utf-8", render_html(document).encode()
+
+    # -- bookkeeping ----------------------------------------------------------------------------------
+
+    def record(
+        self, remote: str, request: Request | None, line: str, status: int, head: int, body: int
+    ) -> None:
+        counters = self.counters
+        counters[STATUS_INDEX.get(status, OTHER)] += 1
+        counters[BYTES] += head + body
+        if request is not None:
+            headers = request.headers
+            referer = headers.get("referer", "")
+            agent = headers.get("user-agent", "")
+        else:
+            referer = agent = ""
+        first = self.log.write(
+            combined_line(remote, self.log.stamp(time.time()), line, status, body, referer, agent)
+        )
+        if first and self.flush_soon is not None:
+            # One write(2) for every request answered in this turn of the loop: cheap under load,
+            # and the line is on disk at once when the server is quiet.
+            self.flush_soon(self.log.flush)
+
+    def tick(self) -> None:
+        """Once a second: the Date field, the log buffer, and connections idle for too long."""
+        self.now = time.monotonic()
+        self.date = http_date(time.time())
+        self.date_bytes = self.date.encode("latin-1")
+        self.log.flush()
+        for connection in list(self.connections):
+            connection.expire(self.now)
+
+
+class HttpConnection(asyncio.Protocol):
+    """One client connection: requests are answered in order, one at a time (pipelining works)."""
+
+    def __init__(self, site: Site, loop: asyncio.AbstractEventLoop) -> None:
+        self.site = site
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.remote = "-"
+        self.buffer = b""
+        self.discard = 0
+        self.busy = False
+        self.closed = False
+        self.answered = 0
+        self.eof = False
+        self.dispatching = False
+        self.write_paused = False
+        self.sender: FileSender | None = None
+        self.last_active = site.now
+
+    # -- asyncio.Protocol --------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.remote = peer[0]
+        self.site.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.site.connections.discard(self)
+        if self.sender is not None:
+            self.sender.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = self.site.now
+        if self.discard:
+            if len(data) <= self.discard:
+                self.discard -= len(data)
+                return
+            data = data[self.discard :]
+            self.discard = 0
+        self.buffer = self.buffer + data if self.buffer else data
+        if self.busy or self.write_paused:
+            if len(self.buffer) > 4 * MAX_HEAD and self.transport is not None:
+                self.transport.pause_reading()
+            return
+        self._answer_buffered()
+
+    def pause_writing(self) -> None:
+        # The client doesn't read its answers as fast as it asks (pipelining): stop answering
+        # until the transport's buffer drains, so memory stays bounded.
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self.last_active = self.site.now
+        self._go_on()
+
+    def _go_on(self) -> None:
+        if self.busy or self.closed or self.write_paused or self.dispatching or self.transport is None:
+            return
+        self.transport.resume_reading()
+        self._answer_buffered()
+
+    def eof_received(self) -> bool | None:
+        # A client that half-closes after its request still gets the answer in flight.
+        self.eof = True
+        return self.busy
+
+    # -- requests ---------------------------------------------------------------------------------------
+
+    def _answer_buffered(self) -> None:
+        self.dispatching = True
+        try:
+            self._answer_each()
+        finally:
+            self.dispatching = False
+
+    def _answer_each(self) -> None:
+        while not self.busy and not self.closed and not self.write_paused and self.buffer:
+            buffer = self.buffer
+            if buffer[:2] == b"\r\n":
+                self.buffer = buffer.lstrip(b"\r\n")
+                continue
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buffer) > MAX_HEAD:
+                    self._refuse(431, "-")
+                return
+            if end > MAX_HEAD:
+                self._refuse(431, "-")
+                return
+            head = buffer[:end]
+            self.buffer = buffer[end + 4 :]
+            try:
+                request = parse_request_head(head)
+            except BadRequest as refusal:
+                self._refuse(refusal.status, head.split(b"\r\n", 1)[0].decode("latin-1"))
+                return
+            if request.body_length:
+                if len(self.buffer) >= request.body_length:
+                    self.buffer = self.buffer[request.body_length :]
+                else:
+                    self.discard = request.body_length - len(self.buffer)
+                    self.buffer = b""
+            self.answered += 1
+            self._answer(request)
+
+    def _answer(self, request: Request, again: bool = False) -> None:
+        site = self.site
+        keep_alive = request.keep_alive and not site.stopping
+        method = request.method
+        if method != "GET" and method != "HEAD":
+            self._send_error(request, 405, keep_alive)
+            return
+        path = request_path(request.target, VISIBLE)
+        if path is None:
+            self._send_error(request, 404, keep_alive)
+            return
+        entry = site.lookup(path)
+        if entry is None:
+            if path in PAGES:
+                self._send_page(request, path, keep_alive)
+            else:
+                self._send_error(request, 404, keep_alive)
+            return
+        headers = request.headers
+        # The answer depends on these fields only; a fleet of freshclam clients sends the same ones.
+        kind = (
+            headers.get("range"),
+            headers.get("if-none-match"),
+            headers.get("if-modified-since"),
+            headers.get("if-range"),
+        )
+        reply = entry.replies.get(kind)
+        if reply is None:
+            reply = prepare(headers, entry.resource)
+            if len(entry.replies) < 64:
+                entry.replies[kind] = reply
+        head = reply.start + site.date_bytes + (reply.keep_alive_end if keep_alive else reply.close_end)
+        length = reply.length if method == "GET" else 0
+        transport = self.transport
+        assert transport is not None
+        end = reply.offset + length
+        if not length:
+            transport.write(head)
+        elif end <= len(entry.cached):
+            transport.write(head + entry.cached[reply.offset : end])
+        elif length <= SMALL_FILE:
+            try:
+                with open(entry.path, "rb", buffering=0) as stream:
+                    body = os.pread(stream.fileno(), length, reply.offset)
+            except OSError:
+                self._send_error(request, 404, keep_alive)
+                return
+            transport.write(head + body)
+        else:
+            try:
+                stream = open(entry.path, "rb", buffering=0)  # noqa: SIM115 - its FileSender closes it
+            except OSError:
+                self._send_error(request, 404, keep_alive)
+                return
+            if _ident(os.fstat(stream.fileno())) != entry.ident:
+                # Changed between stat and open: only a docroot that isn't a PUM release does that.
+                stream.close()
+                site.entries.pop(entry.path, None)
+                if again:
+                    self._send_error(request, 404, keep_alive)
+                else:
+                    self._answer(request, again=True)
+                return
+            self.busy = True
+            transport.write(head)
+            status, head_size = reply.status, len(head)
+            self.sender = FileSender(
+                self.loop,
+                transport,
+                stream,
+                reply.offset,
+                length,
+                lambda sent: self._file_sent(request, status, head_size, length, sent),
+            )
+            self.sender.start()
+            return
+        site.record(self.remote, request, request.line, reply.status, len(head), length)
+        if not keep_alive:
+            self._close()
+
+    def _file_sent(self, request: Request, status: int, head: int, length: int, sent: int) -> None:
+        self.sender = None
+        self.busy = False
+        self.site.record(self.remote, request, request.line, status, head, sent)
+        transport = self.transport
+        if self.closed or transport is None:
+            return
+        if sent != length or not request.keep_alive or self.site.stopping or self.eof:
+            self._close()
+            return
+        self._go_on()  # unless called from within _answer_buffered, whose loop goes on by itself
+
+    def _send_page(self, request: Request, path: str, keep_alive: bool) -> None:
+        try:
+            kind, body = self.site.page(path)
+        except (PumError, OSError, ValueError) as error:
+            print(f"pum serve: status page failed: {error}", file=sys.stderr)
+            self._send_error(request, 500, keep_alive)
+            return
+        fields = f"Content-Type: {kind}\r\nContent-Length: {len(body)}\r\nCache-Control: no-store\r\n"
+        self._send(request, request.line, 200, fields, body, keep_alive)
+
+    def _send_error(self, request: Request, status: int, keep_alive: bool) -> None:
+        fields, body = error_fields(status)
+        self._send(request, request.line, status, fields, body, keep_alive)
+
+    def _refuse(self, status: int, line: str) -> None:
+        fields, body = error_fields(status)
+        self._send(None, line, status, fields, body, False)
+
+    def _send(
+        self, request: Request | None, line: str, status: int, fields: str, body: bytes, keep_alive: bool
+    ) -> None:
+        head = response_head(status, fields, self.site.date, keep_alive)
+        if request is not None and request.method == "HEAD":
+            body = b""
+        if self.transport is not None:
+            self.transport.write(head + body)
+        self.site.record(self.remote, request, line, status, len(head), len(body))
+        if not keep_alive:
+            self._close()
+
+    # -- ending ----------------------------------------------------------------------------------------
+
+    def _close(self) -> None:
+        self.closed = True
+        self.buffer = b""
+        if self.transport is not None:
+            self.transport.close()
+
+    def expire(self, now: float) -> None:
+        """Close the connection if idle too long, or at shutdown if no answer is in flight;
+        drop it if its client stopped taking what is sent."""
+        transport = self.transport
+        if self.closed or transport is None:
+            return
+        if self.busy:
+            sender = self.sender
+            if sender is not None and (sender.progressed or not sender.native):
+                sender.progressed = False
+                self.last_active = now
+            elif now - self.last_active > SEND_TIMEOUT:
+                transport.abort()
+            return
+        if self.write_paused:
+            if now - self.last_active > SEND_TIMEOUT:
+                transport.abort()
+            return
+        waiting_for_head = bool(self.buffer) or not self.answered
+        limit = HEADER_TIMEOUT if waiting_for_head else KEEPALIVE_TIMEOUT
+        if self.site.stopping or now - self.last_active > limit:
+            if transport.get_write_buffer_size():
+                transport.abort()  # close() would wait for a client that doesn't read
+            else:
+                self._close()
+
+
+async def serve_socket(
+    sock: socket.socket,
+    site: Site,
+    ssl_context: ssl.SSLContext | None = None,
+    stop: asyncio.Event | None = None,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve on a bound, listening socket until `stop` is set, then finish answers in flight."""
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    server = await loop.create_server(
+        lambda: HttpConnection(site, loop), sock=sock, ssl=ssl_context, backlog=1024
+    )
+
+    def tick() -> None:
+        site.tick()
+        timer[0] = loop.call_later(1.0, tick)
+
+    timer = [loop.call_later(1.0, tick)]
+    site.flush_soon = loop.call_soon
+    if ready is not None:
+        ready()
+    try:
+        await stop.wait()
+    finally:
+        site.stopping = True
+        server.close()
+        deadline = loop.time() + STOP_GRACE
+        for connection in list(site.connections):
+            connection.expire(site.now)
+        while site.connections and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for connection in list(site.connections):
+            if connection.transport is not None:
+                connection.transport.abort()
+        timer[0].cancel()
+        site.log.close()

@@ -1,0 +1,231 @@
+"""`pum serve` as processes: bind the listening sockets, run one worker or supervise several, stop cleanly.
+
+With `workers` > 1 the supervisor binds one SO_REUSEPORT socket per worker before forking, so the kernel
+spreads new connections evenly over the workers (a shared socket wakes every worker for each connection)
+and a privileged port is bound once, by the parent. A worker that dies is started again on its socket,
+whose queued connections the parent's copy keeps. SIGTERM or SIGINT stops accepting, lets answers in
+flight finish (`STOP_GRACE`), and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import ssl
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from pum.errors import ConfigError, PumError
+from pum.serve.accesslog import AccessLog
+from pum.serve.metrics import Board
+from pum.serve.server import STOP_GRACE, Site, serve_socket
+from pum.serve.status import StatusProvider, default_status_provider
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """`host:port`, `[v6]:port`, `:port` or `port` -> (host, port); an empty host means every address."""
+    text = listen.strip()
+    if text.isdigit():
+        host, port_text = "", text
+    elif text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or not rest.startswith(":"):
+            raise ConfigError(f"listen: expected [address]:port, got {listen!r}")
+        port_text = rest[1:]
+    else:
+        host, colon, port_text = text.rpartition(":")
+        if not colon:
+            raise ConfigError(f"listen: expected host:port, got {listen!r}")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"listen: port must be 1-65535, got {port_text!r} in {listen!r}")
+    return host, int(port_text)
+
+
+def bind_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """`count` listening sockets on the same address (SO_REUSEPORT when more than one)."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise ConfigError(f"listen: can't resolve {host!r}: {error.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    if not host:
+        family, address = socket.AF_INET, ("0.0.0.0", port)
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if count > 1:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(address)
+            sock.listen(1024)
+            sock.setblocking(False)
+    except OSError as error:
+        for sock in sockets:
+            sock.close()
+        hint = " (a port below 1024 needs root)" if error.errno == 13 else ""
+        raise PumError(
+            f"pum serve: can't listen on {host or '0.0.0.0'}:{port}: {error.strerror}{hint}"
+        ) from None
+    return sockets
+
+
+def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigError("tls_cert and tls_key go together: set both to serve https, or neither")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(["http/1.1"])
+    try:
+        context.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigError(f"tls_cert {cert} / tls_key {key}: {error}") from None
+    return context
+
+
+def _access_log(config: Any) -> AccessLog:
+    path = Path(config.access_log) if config.access_log else None
+    try:
+        return AccessLog(path, bool(config.log_rotate), int(config.log_generation))
+    except OSError as error:
+        raise PumError(f"access_log {path}: {error.strerror}: check the path and its permissions") from None
+
+
+async def _worker(
+    sock: socket.socket,
+    config: Any,
+    board: Board,
+    index: int,
+    provider: StatusProvider,
+    context: ssl.SSLContext | None,
+) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    site = Site(Path(config.docroot), _access_log(config), board, index, provider)
+    await serve_socket(sock, site, context, stop)
+
+
+class _Stop(Exception):
+    pass
+
+
+def run_server(config: Any, status_provider: StatusProvider | None = None) -> None:
+    """Serve `config.docroot` on `config.listen` until SIGTERM or SIGINT. Blocks."""
+    host, port = parse_listen(config.listen)
+    context = tls_context(config.tls_cert, config.tls_key)
+    provider = status_provider or default_status_provider(config)
+    workers = max(1, int(config.workers))
+    _access_log(config).close()  # fail here, with one clear line, rather than in every worker
+    sockets = bind_sockets(host, port, workers)
+    board = Board(workers)
+    if workers == 1:
+        try:
+            asyncio.run(_worker(sockets[0], config, board, 0, provider, context))
+        finally:
+            sockets[0].close()
+        return
+    _supervise(sockets, config, board, provider, context)
+
+
+def _supervise(
+    sockets: list[socket.socket],
+    config: Any,
+    board: Board,
+    provider: StatusProvider,
+    context: ssl.SSLContext | None,
+) -> None:
+    children: dict[int, tuple[int, float]] = {}
+    signals = {signal.SIGTERM, signal.SIGINT}
+
+    def spawn(index: int) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _child(index, sockets, config, board, provider, context, signals)
+            children[pid] = (index, time.monotonic())
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+
+    def on_signal(signum: int, frame: object) -> None:
+        raise _Stop
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in signals}
+    try:
+        for index in range(len(sockets)):
+            spawn(index)
+        while True:
+            pid, status = os.wait()
+            if pid not in children:
+                continue
+            index, started = children.pop(pid)
+            print(
+                f"pum serve: worker {index} (pid {pid}) ended with status {status}; starting it again",
+                file=sys.stderr,
+            )
+            if time.monotonic() - started < 1.0:
+                time.sleep(1.0)
+            spawn(index)
+    except _Stop:
+        pass
+    finally:
+        for signum in signals:
+            signal.signal(signum, signal.SIG_IGN)
+        _stop_children(children)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for sock in sockets:
+            sock.close()
+
+
+def _child(
+    index: int,
+    sockets: list[socket.socket],
+    config: Any,
+    board: Board,
+    provider: StatusProvider,
+    context: ssl.SSLContext | None,
+    signals: set[signal.Signals],
+) -> None:
+    code = 0
+    try:
+        for signum in signals:
+            signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+        for other, sock in enumerate(sockets):
+            if other != index:
+                sock.close()
+        asyncio.run(_worker(sockets[index], config, board, index, provider, context))
+    except BaseException:  # noqa: BLE001 - a forked worker must never return into the parent's code
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _stop_children(children: dict[int, tuple[int, float]]) -> None:
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE + 2
+    while children and time.monotonic() < deadline:
+        pid, _ = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            time.sleep(0.05)
+        else:
+            children.pop(pid, None)
+    for pid in list(children):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)

@@ -1,0 +1,297 @@
+"""Local content (`pum import`): the area under `<data_dir>/local/` and the source that lays it over every
+release, after the other sources, so that a release never loses it.
+
+The area holds `index.json` (per file: size, sha256, md5, mtime, when it was imported; and which tree is
+current) and `trees/<n>/`, the files themselves. An import or a removal builds tree n+1 beside tree n (hard
+links for what stays) and switches by rewriting the index atomically: a failed or killed import leaves the
+area as it was. Release files are hard links of the tree files, so local content costs its bytes once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from pum.config import Config
+from pum.errors import StoreError
+from pum.formats import FormatError
+from pum.formats.manifest import FileRecord
+from pum.formats.productlist import parse_product_list, safe_relative_path
+from pum.store import Staging, changes_behind_our_back
+from pum.sync import SyncContext
+from pum.sync.products import md5_file
+from pum.sync.vdf import VERSION_FILE
+
+AREA_GENERATION = 1
+# Virus database files, refused at any depth: freshclam's DatabaseMirror/PrivateMirror URL may name a
+# subdirectory, and a vendor's content never needs one. They come only from upstream, verified.
+VDF_SUFFIXES = (".cvd", ".cld", ".cdiff", ".sign")
+
+
+def placement_problem(relpath: str) -> str | None:
+    """Why local content may not have this path, or None: it would shadow a VDF file (at any depth), or
+    it is a dot-file (PUM's own `.pum/`; never served)."""
+    name = relpath.rsplit("/", 1)[-1]
+    for suffix in VDF_SUFFIXES:
+        if name.endswith(suffix):
+            return f"it would shadow a VDF file (*{suffix}); virus databases come only from upstream"
+    if name == VERSION_FILE:
+        return f"it would shadow the version record {VERSION_FILE}; it comes only from upstream"
+    if any(part.startswith(".") for part in relpath.split("/")):
+        return "a dot-file: those are PUM's own (.pum/) and never served"
+    return None
+
+
+@dataclass(frozen=True)
+class LocalEntry:
+    """One imported file as the index records it."""
+
+    size: int
+    sha256: str
+    md5: str
+    mtime: int
+    imported: str  # ISO 8601 UTC
+
+    def record(self) -> FileRecord:
+        return FileRecord(size=self.size, sha256=self.sha256, mtime=self.mtime)
+
+
+@dataclass(frozen=True)
+class LocalContent:
+    """One state of the local content: the tree holding the files and the index entries describing them."""
+
+    tree: Path
+    entries: Mapping[str, LocalEntry]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entries", MappingProxyType(dict(sorted(self.entries.items()))))
+
+    def path_of(self, relpath: str) -> Path:
+        return self.tree / relpath
+
+
+class LocalArea:
+    """`<data_dir>/local/`: reads the committed local content, builds the next tree, commits it."""
+
+    def __init__(self, config: Config) -> None:
+        self.root = config.data_dir / "local"
+        self.index = self.root / "index.json"
+        self.trees = self.root / "trees"
+
+    def load(self) -> LocalContent:
+        try:
+            document = json.loads(self.index.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return LocalContent(self.trees / "0", {})
+        except (ValueError, UnicodeDecodeError) as error:
+            raise StoreError(f"{self.index}: not a local content index: {error}") from None
+        try:
+            if document.get("generation", AREA_GENERATION) > AREA_GENERATION:
+                raise StoreError(f"{self.index}: generation {document['generation']} is newer than this PUM")
+            tree = str(int(document["tree"]))
+            entries = {}
+            for relpath, value in document["files"].items():
+                if safe_relative_path(relpath) != relpath:
+                    raise FormatError(f"path {relpath!r} is not canonical")
+                entries[relpath] = LocalEntry(**value)
+                entries[relpath].record()  # validates size, sha256, mtime
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise StoreError(f"{self.index}: damaged local content index: {error}") from None
+        return LocalContent(self.trees / tree, entries)
+
+    def new_tree(self, keep: LocalContent, drop: set[str]) -> Path:
+        """Tree n+1 with hard links to every file of `keep` except `drop`; leftovers of killed imports go."""
+        self.trees.mkdir(parents=True, exist_ok=True)
+        for leftover in self.trees.iterdir():
+            if leftover != keep.tree:
+                shutil.rmtree(leftover)
+        tree = self.trees / str(int(keep.tree.name) + 1)
+        tree.mkdir()
+        for relpath in keep.entries:
+            if relpath not in drop:
+                target = tree / relpath
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(keep.path_of(relpath), target)
+        return tree
+
+    def commit(self, content: LocalContent, previous: LocalContent) -> None:
+        document = {
+            "generation": AREA_GENERATION,
+            "tree": content.tree.name,
+            "files": {
+                relpath: {
+                    "size": e.size,
+                    "sha256": e.sha256,
+                    "md5": e.md5,
+                    "mtime": e.mtime,
+                    "imported": e.imported,
+                }
+                for relpath, e in content.entries.items()
+            },
+        }
+        tmp = self.root / ".index.json.tmp"
+        with open(tmp, "w", encoding="utf-8") as stream:
+            stream.write(json.dumps(document, indent=1, sort_keys=True) + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, self.index)
+        if previous.tree != content.tree:
+            shutil.rmtree(previous.tree, ignore_errors=True)
+
+    def discard(self, content: LocalContent, previous: LocalContent) -> None:
+        if content.tree != previous.tree:
+            shutil.rmtree(content.tree, ignore_errors=True)
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Overlaid:
+    """What laying one local file over the staged release did: `added` (the release had no such path),
+    `replaced` (it had another file there: old md5 given) or `unchanged`."""
+
+    path: str
+    outcome: str
+    md5: str
+    old_md5: str | None = None
+
+
+def overlay_local_content(staging: Staging, content: LocalContent, where: str) -> list[Overlaid]:
+    """Lay the local content over the staged release: local files win over any file of the same path, but
+    never a VDF file. `where` names the local content in messages (the index, or the archive)."""
+    damaged = changes_behind_our_back(content.tree, {p: e.record() for p, e in content.entries.items()})
+    if damaged:
+        raise StoreError(
+            f"local content changed since it was imported: {content.tree}/{damaged[0]}; "
+            "import it again ('pum import') or take it out ('pum import --remove PATH')"
+        )
+    directories = {parent for path in staging.paths() for parent in parent_dirs(path)}
+    outcomes = []
+    for relpath, entry in content.entries.items():
+        reason = placement_problem(relpath)
+        if reason:
+            raise StoreError(f"{where}: local content {relpath!r} refused: {reason}")
+        if relpath in directories:
+            raise StoreError(
+                f"{where}: local file {relpath!r} would replace the directory {relpath}/ of the release"
+            )
+        clash = next((parent for parent in parent_dirs(relpath) if staging.has(parent)), None)
+        if clash is not None:
+            raise StoreError(
+                f"{where}: local file {relpath!r} needs {clash}/ to be a directory, "
+                f"but the release has a file {clash!r}"
+            )
+        old = staging.records.get(relpath)
+        if old is not None and old.sha256 == entry.sha256 and old.mtime == entry.mtime:
+            outcomes.append(Overlaid(relpath, "unchanged", entry.md5))
+            continue
+        old_md5 = None
+        if old is not None and old.sha256 != entry.sha256:
+            old_md5 = md5_file(staging.path_of(relpath))
+        staging.put(
+            relpath, content.path_of(relpath), mtime=entry.mtime, sha256=entry.sha256, keep_source=True
+        )
+        if old is None:
+            outcomes.append(Overlaid(relpath, "added", entry.md5))
+        elif old_md5 is None:
+            outcomes.append(Overlaid(relpath, "unchanged", entry.md5))
+        else:
+            outcomes.append(Overlaid(relpath, "replaced", entry.md5, old_md5))
+    return outcomes
+
+
+def list_problems(staging: Staging, content: LocalContent) -> list[str]:
+    """Product lists brought as local content (`*.lst`, md5sum format, paths from the tree's root) checked
+    against the staged release: every file they name must be there with that md5."""
+    problems: list[str] = []
+    for relpath in content.entries:
+        if not relpath.endswith(".lst"):
+            continue
+        try:
+            text = content.path_of(relpath).read_bytes().decode("utf-8")
+            listed = parse_product_list(text, relpath)
+        except UnicodeDecodeError as error:
+            problems.append(f"{relpath}: not UTF-8 text ({error})")
+            continue
+        except FormatError as error:
+            problems.append(str(error))
+            continue
+        for item in listed:
+            if not staging.has(item.path):
+                problems.append(f"{relpath}:{item.line}: {item.path} is listed but not there")
+                continue
+            got = _staged_md5(staging, content, item.path)
+            if got != item.md5:
+                problems.append(f"{relpath}:{item.line}: {item.path} has md5 {got}, the list says {item.md5}")
+    return problems
+
+
+def stale_upstream_lists(staging: Staging, content: LocalContent, replaced: list[str]) -> list[str]:
+    """Lists that did not come with the local content but name a file it replaced: clients would refuse
+    that file until the operator brings a matching list too."""
+    if not replaced:
+        return []
+    warnings = []
+    for relpath in staging.paths():
+        if not relpath.endswith(".lst") or relpath in content.entries:
+            continue
+        try:
+            listed = parse_product_list(staging.path_of(relpath).read_bytes().decode("utf-8"), relpath)
+        except (UnicodeDecodeError, FormatError) as error:
+            warnings.append(f"{relpath}: cannot be read to compare with local content: {error}")
+            continue
+        for item in listed:
+            if item.path in replaced and item.md5 != content.entries[item.path].md5:
+                warnings.append(
+                    f"{relpath}:{item.line} names {item.path} with md5 {item.md5} but local content "
+                    f"replaced it (md5 {content.entries[item.path].md5}): clients will refuse it until a "
+                    "matching list is imported too"
+                )
+    return warnings
+
+
+def _staged_md5(staging: Staging, content: LocalContent, relpath: str) -> str:
+    entry = content.entries.get(relpath)
+    if entry is not None and staging.records[relpath].sha256 == entry.sha256:
+        return entry.md5
+    return md5_file(staging.path_of(relpath))
+
+
+def parent_dirs(relpath: str) -> list[str]:
+    """`a/b/c` -> [`a`, `a/b`]."""
+    parts = relpath.split("/")
+    return ["/".join(parts[:n]) for n in range(1, len(parts))]
+
+
+class LocalContentSource:
+    """Runs last in both modes: whatever the other sources staged, the local content is laid over it."""
+
+    def __init__(self, content: LocalContent | None = None) -> None:
+        self.content = content
+        self.outcomes: list[Overlaid] = []
+
+    def sync(self, ctx: SyncContext) -> None:
+        area = LocalArea(ctx.config)
+        content = self.content if self.content is not None else area.load()
+        if not content.entries:
+            return
+        self.outcomes = overlay_local_content(ctx.staging, content, str(area.index))
+        replaced = [o for o in self.outcomes if o.outcome == "replaced"]
+        for item in replaced:
+            ctx.log.line(f"local content replaces {item.path} (md5 {item.old_md5} -> {item.md5})")
+        added = sum(1 for o in self.outcomes if o.outcome == "added")
+        ctx.log.line(f"local content: {len(content.entries)} files ({added} added, {len(replaced)} replaced)")
+        if self.content is None:
+            # In a run a stale list is logged, not fatal: the VDF must still go out. `pum import` refuses.
+            for problem in list_problems(ctx.staging, content):
+                ctx.log.line(f"WARNING: local list {problem}")
+            for warning in stale_upstream_lists(ctx.staging, content, [o.path for o in replaced]):
+                ctx.log.line(f"WARNING: {warning}")

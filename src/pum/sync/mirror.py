@@ -1,0 +1,342 @@
+"""Mirror mode: copy an upper PUM's release by its manifest, moving only the files whose sha256 differs.
+
+One conditional GET of `/.pum/manifest.json` (If-None-Match / If-Modified-Since): 304 leaves the served
+release as it is. Otherwise each file the upper lists is hard-linked from our release when we hold it
+already, else downloaded (resumable, kept across a killed run), checked against the manifest's sha256 and,
+for `<db>.cvd` / `<db>-<N>.cdiff`, their signatures, and staged with the upper's mtime: the same names,
+mtimes and `dns.txt` as the upper. An upper without a manifest is crawled by its index pages (crawl.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from pum.errors import PumError, UpstreamError, VerifyError
+from pum.formats import FormatError
+from pum.formats.manifest import FileRecord, Manifest, parse_manifest
+from pum.store import MANIFEST_PATH
+from pum.sync.fetch import discard, download_kept, verified_by_name
+
+if TYPE_CHECKING:
+    from pum.net.transport import Fetched, Transport
+    from pum.sync import SyncContext
+
+MIRROR_STATE = "mirror.json"
+MANIFEST_LIMIT = 64 << 20
+# the upper may publish while we copy: a file then 404s or differs; we re-read its manifest and start over
+COPY_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class CopiedFrom:
+    """The upper release a mirror-mode release copies. Written as the release manifest's `source`, it is
+    how a later run knows whether the upper's remembered ETag / Last-Modified still describe what we serve
+    (not after a rollback, a failed run, or a release built from another upper's files)."""
+
+    upper: str
+    serial: int
+    created: str
+    files: str  # files_digest() of the upper's manifest
+
+    _SOURCE = re.compile(
+        r"^mirror of (?P<upper>\S+) release (?P<serial>\d+) \((?P<created>[^)]*)\), "
+        r"files sha256:(?P<files>[0-9a-f]{64})$"
+    )
+
+    def text(self) -> str:
+        return f"mirror of {self.upper} release {self.serial} ({self.created}), files sha256:{self.files}"
+
+    @classmethod
+    def of(cls, manifest: Manifest | None) -> CopiedFrom | None:
+        match = cls._SOURCE.match(manifest.source) if manifest is not None else None
+        if not match:
+            return None
+        return cls(match["upper"], int(match["serial"]), match["created"], match["files"])
+
+
+def files_digest(files: Mapping[str, FileRecord]) -> str:
+    """One sha256 over a manifest's file set: two releases with the same files give the same digest,
+    whatever their serials, so a sub that failed over to a second upper carrying them stays in step."""
+    canonical = {path: [r.size, r.sha256, r.mtime] for path, r in sorted(files.items())}
+    return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).hexdigest()
+
+
+def is_hidden(relpath: str) -> bool:
+    """A dot-file or a file under a dot-directory (`.pum/products.json`): PUM's own records, which no PUM
+    serves (`pum serve` answers 404), so no sub copies them."""
+    return any(part.startswith(".") for part in relpath.split("/"))
+
+
+def url_path(relpath: str) -> str:
+    """A release path as it goes into a URL ('#', '?', blanks and non-ASCII percent-encoded)."""
+    return quote(relpath, safe="/")
+
+
+class MirrorSource:
+    def sync(self, ctx: SyncContext) -> None:
+        state = ctx.store.read_state(MIRROR_STATE) or {}
+        transport = ctx.transport()
+        ours = CopiedFrom.of(ctx.staging.current)
+        validators = state.get("validators")
+        if not (ours and isinstance(validators, dict) and validators.get("files") == ours.files):
+            validators = None
+        answer = fetch_manifest(transport, validators)
+        if isinstance(answer, tuple):
+            copy_by_manifest(ctx, transport, *answer)
+        elif answer.not_modified and validators:
+            keep_current(ctx, state, answer)
+        elif answer.not_modified:
+            raise UpstreamError(f"{answer.url}: answered 304 Not Modified to a request without validators")
+        else:
+            from pum.sync.crawl import crawl_upper
+
+            ctx.log.line(f"{answer.url}: not found (404): copying the upper server by its index pages")
+            crawl_upper(ctx, transport, state)
+
+
+def fetch_manifest(
+    transport: Transport, validators: dict[str, Any] | None
+) -> Fetched | tuple[Fetched, Manifest]:
+    """The upper's manifest: (Fetched, Manifest) on 200, else the bare 304 or 404 answer.
+
+    Validators go with the request only when they describe what we serve; a 304 from another server than
+    the one that gave them proves nothing, so that answer is asked again without them."""
+    from pum.net.transport import http_date
+
+    # the manifest is ~130 bytes a file: compressed on the wire where the server can
+    headers = {"Accept-Encoding": "gzip"}
+    if validators:
+        if validators.get("etag"):
+            headers["If-None-Match"] = validators["etag"]
+        if validators.get("last_modified"):
+            headers["If-Modified-Since"] = http_date(validators["last_modified"])
+    answer = transport.get_bytes(MANIFEST_PATH, limit=MANIFEST_LIMIT, headers=headers)
+    if not isinstance(answer, tuple):
+        if answer.not_modified and validators and str(answer.server) != validators.get("server"):
+            return fetch_manifest(transport, None)
+        if answer.status not in (304, 404):
+            raise UpstreamError(f"{answer.url}: unexpected answer {answer.status}")
+        return answer
+    fetched, body = answer
+    try:
+        return fetched, parse_manifest(body)
+    except FormatError as error:
+        raise VerifyError(f"{fetched.url}: not a PUM release manifest: {error}") from None
+
+
+def keep_current(ctx: SyncContext, state: dict[str, Any], answer: Fetched) -> None:
+    staging = ctx.staging
+    assert staging.current is not None  # validators are only sent for the release we serve
+    ctx.log.line(f"{answer.url}: not modified (304): we serve the upper's release")
+    staging.start_from_current()
+    staging.source = staging.current.source
+    ctx.log.line("files checked 0, fetched 0, bytes 0")
+    ctx.store.write_state(MIRROR_STATE, {**state, "checked": _now(), **_lag(0, 0)})
+
+
+class _UpperMoved(Exception):
+    """The upper published another release while we copied: copy that one instead."""
+
+    def __init__(self, fetched: Fetched, manifest: Manifest) -> None:
+        super().__init__(f"the upper server published release {manifest.serial} meanwhile")
+        self.fetched, self.manifest = fetched, manifest
+
+
+def copy_by_manifest(ctx: SyncContext, transport: Transport, fetched: Fetched, manifest: Manifest) -> None:
+    ours = CopiedFrom.of(ctx.staging.current)
+    for _attempt in range(COPY_ATTEMPTS):
+        try:
+            copy_release(ctx, transport, fetched, manifest)
+        except _UpperMoved as moved:
+            ctx.log.line(f"{moved}: copying it instead")
+            for relpath in list(ctx.staging.paths()):
+                ctx.staging.remove(relpath)
+            fetched, manifest = moved.fetched, moved.manifest
+            continue
+        except PumError:
+            _save_state(ctx, fetched, manifest, ours, copied=False)
+            raise
+        _save_state(ctx, fetched, manifest, ours, copied=True)
+        return
+    _save_state(ctx, fetched, manifest, ours, copied=False)
+    raise UpstreamError(
+        f"{fetched.url}: the upper server published {COPY_ATTEMPTS} releases while we copied; "
+        "the next run tries again"
+    )
+
+
+def copy_release(ctx: SyncContext, transport: Transport, fetched: Fetched, manifest: Manifest) -> None:
+    staging, log = ctx.staging, ctx.log
+    copied = CopiedFrom(str(fetched.server), manifest.serial, manifest.created, files_digest(manifest.files))
+    log.line(f"upper release {manifest.serial} ({manifest.created}): {len(manifest.files)} files")
+    files = {relpath: record for relpath, record in manifest.files.items() if not is_hidden(relpath)}
+    if len(files) < len(manifest.files):
+        log.line(
+            f"not copied: {', '.join(sorted(set(manifest.files) - set(files)))} "
+            "(dot-files are each PUM's own records, never served)"
+        )
+    if not files:
+        raise VerifyError(f"{fetched.url}: lists no files; an empty release is not copied")
+    staging.source = copied.text()
+    held = dict(staging.current.files) if staging.current is not None else {}
+    by_content = {(record.sha256, record.size): path for path, record in held.items()}
+    received, count = transport.bytes_received, 0
+    for relpath, record in files.items():
+        if held.get(relpath) == record:
+            staging.link_from_current(relpath)
+        elif (record.sha256, record.size) in by_content:
+            _reuse_held(ctx, relpath, by_content[(record.sha256, record.size)], record)
+        else:
+            _download(ctx, transport, fetched, manifest, relpath, record)
+            count += 1
+    log.line(f"files checked {len(files)}, fetched {count}, bytes {transport.bytes_received - received}")
+
+
+def _reuse_held(ctx: SyncContext, relpath: str, held_path: str, record: FileRecord) -> None:
+    """A file we hold under this or another name: linked when its mtime is the upper's too, else copied
+    (a hard link shares the mtime, and the release it comes from is immutable)."""
+    staging = ctx.staging
+    assert staging.current is not None and staging.current_dir is not None
+    source = staging.current_dir / held_path
+    if staging.current.files[held_path].mtime == record.mtime:
+        staging.put(relpath, source, mtime=record.mtime, sha256=record.sha256, keep_source=True)
+        return
+    copy = ctx.store.downloads / ".copies" / relpath
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, copy)
+    staging.put(relpath, copy, mtime=record.mtime, sha256=record.sha256)
+    ctx.log.line(f"copy {relpath} from our {held_path} (same content, the upper's mtime)")
+
+
+def _download(
+    ctx: SyncContext,
+    transport: Transport,
+    manifest_answer: Fetched,
+    manifest: Manifest,
+    relpath: str,
+    record: FileRecord,
+) -> None:
+    dest = ctx.store.downloads / relpath
+    for _attempt in range(2):
+        left_by_earlier_run = dest.exists() or dest.with_name(dest.name + ".part").exists()
+        got = download_kept(ctx, transport, url_path(relpath), kept_as=relpath)
+        if got is None:
+            _recheck(transport, manifest)
+            raise UpstreamError(
+                f"{transport.url_for(manifest_answer.server, url_path(relpath))}: not found (404), though "
+                f"the upper's release {manifest.serial} lists it"
+            )
+        if got.sha256 == record.sha256 and got.size == record.size:
+            break
+        discard(got)
+        if left_by_earlier_run:
+            # a download kept or resumed from an earlier run: the upper may have changed since
+            ctx.log.line(
+                f"{relpath}: the copy an earlier run left is not the upper's file; fetching it again"
+            )
+            continue
+        _recheck(transport, manifest)
+        raise VerifyError(
+            f"{got.url}: refused: sha256 {got.sha256} ({got.size} bytes) differs from the upper's "
+            f"manifest (sha256 {record.sha256}, {record.size} bytes); the last good release stays served"
+        )
+    else:
+        raise AssertionError("unreachable: the second attempt starts from nothing")
+    verified_by_name(got, relpath)
+    assert got.path is not None
+    ctx.staging.put(relpath, got.path, mtime=record.mtime, sha256=record.sha256, keep_source=True)
+    ctx.log.line(f"download {relpath} ({got.size} bytes)")
+
+
+def _recheck(transport: Transport, manifest: Manifest) -> None:
+    """A file that is not what the manifest says: corrupt, or the upper published meanwhile? Its manifest
+    now tells: another file set -> _UpperMoved; the same one -> the caller refuses the file."""
+    answer = fetch_manifest(transport, None)
+    if isinstance(answer, tuple) and files_digest(answer[1].files) != files_digest(manifest.files):
+        raise _UpperMoved(*answer)
+
+
+def _save_state(
+    ctx: SyncContext, fetched: Fetched, manifest: Manifest, ours: CopiedFrom | None, copied: bool
+) -> None:
+    """state/mirror.json: the upper, its newest release as last seen, how far behind we are, and the
+    validators of its manifest for the next run's conditional request."""
+    upper = str(fetched.server)
+    digest = files_digest(manifest.files)
+    if copied or (ours is not None and ours.files == digest):
+        lag = _lag(0, 0)
+    elif ours is None:
+        lag = {"behind": "everything (nothing copied yet)", "behind_releases": None, "behind_seconds": None}
+    else:
+        releases = manifest.serial - ours.serial if ours.upper == upper else None
+        lag = _lag(releases, _seconds_between(ours.created, manifest.created))
+    ctx.store.write_state(
+        MIRROR_STATE,
+        {
+            "mode": "manifest",
+            "upper": upper,
+            "upper_url": fetched.url,
+            "upper_serial": manifest.serial,
+            "upper_created": manifest.created,
+            "checked": _now(),
+            "validators": {
+                "server": upper,
+                "etag": fetched.etag,
+                "last_modified": _trusted_last_modified(fetched),
+                "files": digest,
+            },
+            **lag,
+        },
+    )
+
+
+def _lag(releases: int | None, seconds: int | None) -> dict[str, Any]:
+    if releases == 0 or (releases is None and seconds == 0):
+        text = "0 releases"
+    else:
+        parts = []
+        if releases is not None and releases < 0:
+            parts.append(f"none: the upper serves an older release ({-releases} back; rolled back?)")
+        elif releases is not None:
+            parts.append(f"{releases} release{'' if releases == 1 else 's'}")
+        if seconds is not None:
+            parts.append(_duration(seconds))
+        text = ", ".join(parts) or "?"
+    return {"behind": text, "behind_releases": releases, "behind_seconds": seconds}
+
+
+def _duration(seconds: int) -> str:
+    hours, rest = divmod(abs(seconds), 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def _seconds_between(earlier: str, later: str) -> int | None:
+    try:
+        return int((dt.datetime.fromisoformat(later) - dt.datetime.fromisoformat(earlier)).total_seconds())
+    except ValueError:
+        return None
+
+
+def _trusted_last_modified(fetched: Fetched) -> float | None:
+    """A Last-Modified in the same second as the answer may be followed by another change in that
+    second, which If-Modified-Since (whole seconds) cannot see (RFC 9110 8.8.2.2): not remembered then."""
+    from pum.net.transport import parse_http_date
+
+    modified = fetched.last_modified
+    if modified is None:
+        return None
+    answered = parse_http_date(fetched.headers.get("date")) or time.time()
+    return modified if answered - modified >= 1 else None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,120 @@
+"""The whole chain on loopback: test upstream (VDF + product tree) -> pum run -> pum serve -> proscanup."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import PumResult, free_port, require_program, stop_process, wait_for_port
+from products.conftest import product_tree, products_conf  # noqa: F401 - fixtures used here
+from products.tree import POWER_LIST, ProductTree
+
+MODULE = "ibm/power/bin/proscand"
+LIBRARY = "ibm/power/lib/libproscan.so"
+POST_UPDATE = "ibm/power/post_update.sh"
+
+
+@dataclass
+class Site:
+    """The PUM the scanner hosts use: `publish()` runs `pum run`; `pum serve` serves each new release."""
+
+    tree: ProductTree
+    conf: Path
+    address: str
+    pum: Callable[..., PumResult]
+    list_mtime: int = 1_900_000_000
+
+    def publish(self, *paths: str, md5s: dict[str, str] | None = None) -> None:
+        """Rewrite the list to name `paths` (default: the three power files) and release it."""
+        self.tree.write_list(POWER_LIST, list(paths or (MODULE, LIBRARY, POST_UPDATE)), md5s=md5s)
+        # a later mtime than the served copy, so that If-Modified-Since never hides a rewrite
+        self.list_mtime += 10
+        os.utime(self.tree.root / POWER_LIST, (self.list_mtime, self.list_mtime))
+        result = self.pum("--config", self.conf, "run")
+        assert result.code == 0, result
+
+
+@pytest.fixture
+def site(product_tree, products_conf, pum) -> Iterator[Site]:  # noqa: F811 - the imported fixtures
+    port = free_port()
+    conf = products_conf(listen=f"127.0.0.1:{port}")
+    site = Site(product_tree, conf, f"127.0.0.1:{port}", pum)
+    site.publish()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pum.cli", "--config", str(conf), "serve"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(port)
+        yield site
+    finally:
+        stop_process(process)
+
+
+@dataclass
+class Host:
+    """One scanner host: its install directory, its proscan.conf, where its marker files go."""
+
+    root: Path
+    conf: Path
+
+    @property
+    def install(self) -> Path:
+        return self.root / "opt" / "proscan"
+
+    @property
+    def post_update(self) -> Path:
+        return self.install / "bin" / "post_update.sh"
+
+    @property
+    def databases(self) -> Path:
+        return self.root / "db"
+
+
+@pytest.fixture
+def host(tmp_path: Path, site: Site) -> Callable[..., Host]:
+    freshclam = require_program("freshclam")
+
+    def make(name: str = "host", **options: object) -> Host:
+        root = tmp_path / name
+        values: dict[str, object] = {
+            "UpdateServer": site.address,
+            "ProductList": POWER_LIST,
+            "InstallDir": root / "opt" / "proscan",
+            "StateDir": root / "var" / "proscanup",
+            "DatabaseDir": root / "db",
+            "Databases": "test",
+            "Freshclam": freshclam,
+            "CommandTimeout": 60,
+            "ReloadApplication": "yes",
+        }
+        values.update(options)
+        conf = root / "proscan.conf"
+        root.mkdir(parents=True, exist_ok=True)
+        lines = ["[scanner]", "# the scanner's own settings; proscanup leaves them alone", "Threads = 4", ""]
+        lines += ["[update.options]"] + [f"{k} = {v}" for k, v in values.items() if v is not None]
+        conf.write_text("\n".join(lines) + "\n")
+        (root / "opt" / "proscan" / "bin").mkdir(parents=True, exist_ok=True)
+        return Host(root, conf)
+
+    return make
+
+
+@pytest.fixture
+def proscanup(capsys: pytest.CaptureFixture[str]) -> Callable[..., PumResult]:
+    """Run the `proscanup` CLI in-process: proscanup("--config", path, "-V")."""
+    from pum.agent.cli import main
+
+    def invoke(*args: object) -> PumResult:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return PumResult(code, captured.out, captured.err)
+
+    return invoke
