@@ -3,6 +3,7 @@ and Apache with the configs `pum deploy` writes (plus a minimal main config of t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -66,10 +67,8 @@ class Server:
         index = 0
         while index < len(found):
             pid = found[index]
-            try:
+            with contextlib.suppress(OSError):
                 found += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-            except OSError:
-                pass
             index += 1
         return found
 

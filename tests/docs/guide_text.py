@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,6 @@ LANGUAGES = ("en", "ja")
 
 # info string of a fenced block -> what loads it (tests/docs/test_snippets.py)
 CONFIG_KINDS = ("pum.conf", "freshclam.conf", "proscan.conf", "apache", "nginx", "systemd", "cron")
-COMMAND_KINDS = ("sh",)
 
 PUM_ERRORS = {"PumError", "ConfigError", "UpstreamError", "VerifyError", "StoreError", "LockHeld"}
 
@@ -164,7 +164,8 @@ def error_classes(trees: dict[Path, ast.Module]) -> set[str]:
     return names
 
 
-def code_messages(kinds: str = "errors") -> list[Message]:
+@functools.cache
+def code_messages(kinds: str = "errors") -> tuple[Message, ...]:
     """Every PumError message (`kinds="errors"`) or run-log line (`kinds="log"`) in src/pum."""
     found: list[Message] = []
     trees = {path: ast.parse(path.read_text(encoding="utf-8")) for path in sorted(SOURCE.rglob("*.py"))}
@@ -191,7 +192,7 @@ def code_messages(kinds: str = "errors") -> list[Message]:
             if template is None:
                 template = "…"
             found.append(Message(template, path, node.lineno, kind))
-    return found
+    return tuple(found)
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def test_every_exit_status_is_explained(language):
         assert re.search(rf"^\| {status.value} \| `{status.name}` \|", text, re.M), status
 
 
-def _uncovered(messages: list[Message], path: Path) -> list[str]:
+def _uncovered(messages: tuple[Message, ...], path: Path) -> list[str]:
     spans = code_spans(path)
     return [
         f"{message.where}: {message.template}"

@@ -95,11 +95,13 @@ class Transport:
         # built at the first request: a run that needs no HTTP (DNS says nothing changed) pays nothing for TLS
         if self._http is None:
             config = self.config
-            verify: ssl.SSLContext | bool = True
-            if self.protocol == "https":
-                verify = ssl.create_default_context(
-                    cafile=str(config.ca_bundle) if config.ca_bundle else None
-                )
+            if self.protocol == "https" or config.ca_bundle:
+                cafile = str(config.ca_bundle) if config.ca_bundle else None
+                verify = ssl.create_default_context(cafile=cafile)
+            else:
+                # an http upstream: a context with no trust anchors costs nothing to build (loading the CA
+                # store is most of httpx's start-up) and fails closed if a redirect ever leads to https
+                verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             self._http = httpx.Client(
                 proxy=config.proxy_url,
                 verify=verify,
