@@ -72,17 +72,21 @@ class Server:
             index += 1
         return found
 
-    def rss_bytes(self) -> int:
-        """Resident memory of every process of the server (the taskset wrapper execs, so it's the server)."""
-        total = 0
-        for pid in self.pids():
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-            except OSError:
-                pass
-        return total
+    def memory(self) -> tuple[int, int, int]:
+        """(RSS, PSS, processes) of the whole server; PSS shares the pages forked workers have in common.
+
+        The taskset wrapper execs the server, so its pid is the server's.
+        """
+        rss = pss = 0
+        pids = self.pids()
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1]) * 1024
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
+        return rss, pss, len(pids)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:

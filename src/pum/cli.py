@@ -195,7 +195,7 @@ def serve(ctx: Context) -> None:
 
 @cli.command()
 @click.argument("server", type=click.Choice(["apache", "nginx"]))
-@click.option("--port", type=int, help="Listen port (default: 80).")
+@click.option("--port", type=int, help="Listen port (default: 8000, as the original installation guide).")
 @click.option("--root", type=click.Path(path_type=Path), default=Path("/"), help="Install under this root.")
 @click.option(
     "--flavor", type=click.Choice(["debian", "rhel"]), help="Distribution layout (default: detect)."

@@ -21,15 +21,17 @@ class Server:
     host: str
     port: int | None = None
     path: str = ""
+    scheme: str | None = None  # written as `https://host`: wins over update_protocol for this server
 
     def base_url(self, protocol: str) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         port = f":{self.port}" if self.port else ""
-        return f"{protocol}://{host}{port}{self.path}/"
+        return f"{self.scheme or protocol}://{host}{port}{self.path}/"
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}{self.path}" if self.port else f"{host}{self.path}"
+        scheme = f"{self.scheme}://" if self.scheme else ""
+        return f"{scheme}{host}:{self.port}{self.path}" if self.port else f"{scheme}{host}{self.path}"
 
 
 @dataclass(frozen=True)
@@ -171,13 +173,18 @@ def _split_host_port(item: str) -> tuple[str, int | None]:
     return host, _port(match["port"]) if match["port"] else None
 
 
-def _servers(text: str) -> tuple[Server, ...]:
+def parse_servers(text: str) -> tuple[Server, ...]:
     servers = []
     for item in _comma_list(text):
-        item = item.removeprefix("http://").removeprefix("https://")
-        hostport, slash, path = item.partition("/")
+        scheme, separator, rest = item.partition("://")
+        if not separator:
+            scheme, rest = None, item
+        elif scheme.lower() not in ("http", "https"):
+            raise ValueError(f"only http:// or https:// servers, got {item!r}")
+        hostport, slash, path = rest.partition("/")
         host, port = _split_host_port(hostport)
-        servers.append(Server(host, port, ("/" + path.strip("/")) if slash and path.strip("/") else ""))
+        path = ("/" + path.strip("/")) if slash and path.strip("/") else ""
+        servers.append(Server(host, port, path, scheme.lower() if scheme else None))
     if not servers:
         raise ValueError("needs at least one server")
     return tuple(servers)
@@ -231,7 +238,7 @@ KEYS: dict[str, tuple] = {
     "logfile": (_text, True),
     "log_rotate": (_yes_no, False),
     "log_generation": (_int_at_least(1), False),
-    "update_servers": (_servers, False),
+    "update_servers": (parse_servers, False),
     "update_protocol": (_choice("http", "https"), False),
     "proxy_host": (_text, False),
     "proxy_port": (_port, False),
@@ -252,7 +259,7 @@ KEYS: dict[str, tuple] = {
     "keep_releases": (_int_at_least(1), False),
     "validate_command": (_text, False),
     "products": (_product_lists, False),
-    "product_servers": (_servers, False),
+    "product_servers": (parse_servers, False),
     "listen": (_listen, False),
     "workers": (_int_at_least(1), False),
     "tls_cert": (_text, True),

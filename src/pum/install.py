@@ -170,6 +170,10 @@ def install(
             "--web pum installs pum-serve.service, which needs systemd; without systemd start `pum serve` "
             "from your init system or container, or give --web apache, nginx or none"
         )
+    if web in ("apache", "nginx"):
+        from pum.deploy.web import detect_flavor
+
+        flavor = flavor or detect_flavor(root)  # may refuse: before anything is written
     previous = InstallRecord.load(root / RECORD_PATH.relative_to("/"))
     target = find_config_target(root, config_path)
     record = InstallRecord(

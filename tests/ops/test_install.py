@@ -339,3 +339,14 @@ def test_installing_into_the_running_system_enables_the_timer_and_pum_serve(monk
         ["systemctl", "daemon-reload"],
         ["systemctl", "enable", "--now", "pum-serve.service", "pum-run.timer"],
     ]
+
+
+def test_install_that_cannot_tell_the_distribution_writes_nothing(tmp_path):
+    from pum.errors import ConfigError
+    from pum.install import install
+
+    (tmp_path / "etc" / "nginx").mkdir(parents=True)
+    with pytest.raises(ConfigError):
+        install(root=tmp_path, web="nginx", scheduler="cron", say=lambda line: None)
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert written == ["etc", "etc/nginx"]

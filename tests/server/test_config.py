@@ -145,3 +145,16 @@ def test_proxy_password_is_never_logged(upstream_tree, upstream, pum_conf, pum, 
     log = (conf.parent / "log" / "pum.log").read_text()
     for text in (result.out, result.err, log):
         assert "WrongSecret99" not in text
+
+
+def test_an_explicit_scheme_in_update_servers_wins_over_update_protocol():
+    config = parse_config("update_servers=https://secure.example,plain.example:8080\nupdate_protocol=http\n")
+    assert [s.base_url(config.update_protocol) for s in config.update_servers] == [
+        "https://secure.example/",
+        "http://plain.example:8080/",
+    ]
+
+
+def test_an_unknown_scheme_in_update_servers_is_refused():
+    with pytest.raises(ConfigError, match="only http:// or https:// servers"):
+        parse_config("update_servers=ftp://old.example\n")

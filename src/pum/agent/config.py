@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pum import __version__
-from pum.config import Server, _servers
+from pum.config import Server, parse_servers
 from pum.errors import ConfigError
 from pum.formats import FormatError
 from pum.formats.productlist import safe_relative_path
@@ -116,7 +116,7 @@ def _text(text: str) -> str:
 
 # option (as written in the file) -> (attribute, parser)
 KEYS = {
-    "UpdateServer": ("servers", _servers),
+    "UpdateServer": ("servers", parse_servers),
     "Protocol": ("protocol", _protocol),
     "ProductList": ("product_list", _list_path),
     "InstallDir": ("install_dir", _path),

@@ -57,10 +57,10 @@ def config_path(server: str, flavor: str) -> Path:
     return CONFIG_PATHS[(server, flavor)]
 
 
-def reload_command(server: str, flavor: str | None = None) -> str:
+def reload_command(server: str, flavor: str | None = None, root: Path = Path("/")) -> str:
     """The shell command that makes the web server read the written config."""
     _check(server, flavor)
-    return RELOAD_COMMANDS[(server, flavor or detect_flavor())]
+    return RELOAD_COMMANDS[(server, flavor or detect_flavor(root))]
 
 
 def _template(name: str) -> str:

@@ -95,7 +95,7 @@ class Transport:
         # built at the first request: a run that needs no HTTP (DNS says nothing changed) pays nothing for TLS
         if self._http is None:
             config = self.config
-            if self.protocol == "https" or config.ca_bundle:
+            if self.protocol == "https" or config.ca_bundle or any(s.scheme == "https" for s in self.servers):
                 cafile = str(config.ca_bundle) if config.ca_bundle else None
                 verify = ssl.create_default_context(cafile=cafile)
             else:
