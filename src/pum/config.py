@@ -114,7 +114,7 @@ def default_listen() -> str:
 # -- value parsers: each takes the raw text and returns the value or raises ValueError(reason) --
 
 
-def _yes_no(text: str) -> bool:
+def parse_yes_no(text: str) -> bool:
     lowered = text.lower()
     if lowered in ("yes", "on", "true", "1"):
         return True
@@ -143,7 +143,7 @@ def _port(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
+def parse_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -236,7 +236,7 @@ def _text(text: str) -> str:
 KEYS: dict[str, tuple] = {
     "mode": (_choice("server", "mirror"), False),
     "logfile": (_text, True),
-    "log_rotate": (_yes_no, False),
+    "log_rotate": (parse_yes_no, False),
     "log_generation": (_int_at_least(1), False),
     "update_servers": (parse_servers, False),
     "update_protocol": (_choice("http", "https"), False),
@@ -244,7 +244,7 @@ KEYS: dict[str, tuple] = {
     "proxy_port": (_port, False),
     "proxy_user": (_text, False),
     "proxy_passwd": (_text, False),
-    "dns_resolve": (_yes_no, False),
+    "dns_resolve": (parse_yes_no, False),
     "retention_period": (_int_at_least(0), False),
     "docroot": (_text, True),
     "data_dir": (_text, True),
@@ -253,8 +253,8 @@ KEYS: dict[str, tuple] = {
     "nameservers": (_nameservers, False),
     "ca_bundle": (_text, True),
     "user_agent": (_text, False),
-    "connect_timeout": (_seconds, False),
-    "read_timeout": (_seconds, False),
+    "connect_timeout": (parse_seconds, False),
+    "read_timeout": (parse_seconds, False),
     "retries": (_int_at_least(0), False),
     "keep_releases": (_int_at_least(1), False),
     "validate_command": (_text, False),

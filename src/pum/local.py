@@ -24,7 +24,7 @@ from typing import IO
 from pum.config import Config
 from pum.errors import PumError, StoreError, VerifyError
 from pum.formats import FormatError
-from pum.formats.productlist import safe_relative_path
+from pum.formats.productlist import reserved_path_problem, safe_relative_path
 from pum.lock import RunLock
 from pum.runlog import RunLog
 from pum.store import Staging, Store
@@ -37,7 +37,6 @@ from pum.sync.local import (
     list_problems,
     now_iso,
     parent_dirs,
-    placement_problem,
     stale_upstream_lists,
 )
 
@@ -106,7 +105,7 @@ def read_members(source: Path, dest: str | None = None) -> tuple[list[Member], C
         if kind != "file":
             refused.append(f"{name!r} is {kind}")
             continue
-        reason = placement_problem(path)
+        reason = reserved_path_problem(path)
         if reason:
             refused.append(f"{name!r}: {reason}")
         elif path in seen:

@@ -24,11 +24,14 @@ MANIFEST_PATH = ".pum/manifest.json"
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def md5_file(path: Path) -> str:
+    """Product lists and proscanup speak md5 (the original product's md5sum lists)."""
+    with open(path, "rb") as stream:
+        return hashlib.file_digest(stream, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
 
 
 def _now_iso() -> str:
@@ -314,13 +317,22 @@ def changes_behind_our_back(tree: Path, files: Mapping[str, FileRecord]) -> list
                 changes.append(f"{relpath}: modified (sha256 differs from the manifest)")
             else:
                 os.utime(path, (record.mtime, record.mtime))
+    changes += [
+        f"{relpath}: not in the manifest (written by hand?)" for relpath in foreign_files(tree, files)
+    ]
+    return changes
+
+
+def foreign_files(tree: Path, files: Mapping[str, FileRecord]) -> list[str]:
+    """Paths in a release tree that its manifest does not name (symlinked directories included)."""
+    found = []
     for directory, subdirs, names in os.walk(tree):
         links = [name for name in subdirs if os.path.islink(os.path.join(directory, name))]
         for name in sorted(names + links):
             relpath = os.path.relpath(os.path.join(directory, name), tree)
             if relpath != MANIFEST_PATH and relpath not in files:
-                changes.append(f"{relpath}: not in the manifest (written by hand?)")
-    return changes
+                found.append(relpath)
+    return found
 
 
 def _fsync_dir(path: Path) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pum.formats import FormatError
 from pum.formats.manifest import Manifest
-from pum.store import MANIFEST_PATH, sha256_file
+from pum.store import foreign_files, sha256_file
 from pum.sync.fetch import check_signature
 
 
@@ -42,19 +41,9 @@ def verify_release(release_dir: Path, manifest: Manifest, signatures: bool = Tru
             problem = _signature_problem(path, relpath)
             if problem:
                 report.problems.append(f"{relpath}: {problem}")
-    for relpath in foreign_files(release_dir, manifest):
+    for relpath in foreign_files(release_dir, manifest.files):
         report.problems.append(f"{relpath}: not in the manifest (written by hand? use 'pum import')")
     return report
-
-
-def foreign_files(release_dir: Path, manifest: Manifest) -> list[str]:
-    found = []
-    for directory, _dirs, files in os.walk(release_dir):
-        for name in files:
-            relpath = os.path.relpath(os.path.join(directory, name), release_dir)
-            if relpath != MANIFEST_PATH and relpath not in manifest.files:
-                found.append(relpath)
-    return sorted(found)
 
 
 def _signature_problem(path: Path, relpath: str) -> str | None:

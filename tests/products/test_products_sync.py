@@ -110,9 +110,9 @@ def test_an_upgrade_package_in_another_directory_travels_with_the_list(product_t
         (f"{md5_of(b'x')}  ibm/power/../../../etc/passwd", "'..' component"),
         (f"{md5_of(b'x')} ibm/power/one-blank-only", "expected '<32 hex md5>  <path>'"),
         ("not a checksum line", "expected '<32 hex md5>  <path>'"),
-        (f"{md5_of(b'x')}  .pum/manifest.json", "hidden path"),
-        (f"{md5_of(b'x')}  test.cvd", "virus database name"),
-        (f"{md5_of(b'x')}  ibm/power/daily.cvd", "virus database name"),
+        (f"{md5_of(b'x')}  .pum/manifest.json", "a dot-file"),
+        (f"{md5_of(b'x')}  test.cvd", "would shadow a VDF file (*.cvd)"),
+        (f"{md5_of(b'x')}  ibm/power/daily.cvd", "would shadow a VDF file (*.cvd)"),
     ],
 )
 def test_hostile_list_entry_is_refused_with_list_and_line(product_tree, products_conf, pum, line, why):

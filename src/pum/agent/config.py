@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pum import __version__
-from pum.config import Server, parse_servers
+from pum.config import Server, parse_seconds, parse_servers, parse_yes_no
 from pum.errors import ConfigError
 from pum.formats import FormatError
 from pum.formats.productlist import safe_relative_path
@@ -52,25 +52,6 @@ class AgentConfig:
     @property
     def downloads(self) -> Path:
         return self.state_dir / "downloads"
-
-
-def _yes_no(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("yes", "on", "true", "1"):
-        return True
-    if lowered in ("no", "off", "false", "0"):
-        return False
-    raise ValueError(f"expected yes or no, got {text!r}")
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected seconds, got {text!r}") from None
-    if value <= 0:
-        raise ValueError(f"must be more than 0 seconds, got {text}")
-    return value
 
 
 def _megabytes(text: str) -> int:
@@ -122,16 +103,16 @@ KEYS = {
     "InstallDir": ("install_dir", _path),
     "DatabaseDir": ("database_dir", _path),
     "StateDir": ("state_dir", _path),
-    "CommandTimeout": ("command_timeout", _seconds),
-    "ReloadApplication": ("reload_application", _yes_no),
+    "CommandTimeout": ("command_timeout", parse_seconds),
+    "ReloadApplication": ("reload_application", parse_yes_no),
     "VdfCommand": ("vdf_command", _text),
     "Freshclam": ("freshclam", _text),
     "Databases": ("databases", _databases),
     "UpgradeMinFreeMB": ("upgrade_min_free_mb", _megabytes),
     "VersionFile": ("version_file", _path),
     "Installer": ("installer", _text),
-    "ConnectTimeout": ("connect_timeout", _seconds),
-    "ReadTimeout": ("read_timeout", _seconds),
+    "ConnectTimeout": ("connect_timeout", parse_seconds),
+    "ReadTimeout": ("read_timeout", parse_seconds),
 }
 _BY_LOWER = {key.lower(): key for key in KEYS}
 REQUIRED = ("UpdateServer", "ProductList")

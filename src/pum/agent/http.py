@@ -18,6 +18,7 @@ import httpx
 
 from pum.config import Server
 from pum.errors import UpstreamError, VerifyError
+from pum.net.transport import content_range_start, short_reason
 
 RESUME_ATTEMPTS = 3
 
@@ -119,7 +120,7 @@ class UpdateClient:
                     if response.status_code == 416 and offset:
                         part.unlink()
                         continue
-                    if response.status_code == 206 and offset and _range_start(response) != offset:
+                    if response.status_code == 206 and offset and content_range_start(response) != offset:
                         part.unlink()  # not the continuation we asked for: start again
                         continue
                     if response.status_code == 206 and offset:
@@ -156,23 +157,10 @@ class UpdateClient:
                     raise _Unusable(f"server error {response.status_code}")
                 yield response
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-            raise _Unusable(f"cannot connect ({_reason(error)})") from None
+            raise _Unusable(f"cannot connect ({short_reason(error)})") from None
         except (httpx.TransportError, httpx.StreamError) as error:
-            raise _Interrupted(_reason(error)) from None
+            raise _Interrupted(short_reason(error)) from None
 
 
 class _Interrupted(_Unusable):
     """The body stopped coming: resume from what we have."""
-
-
-def _range_start(response: httpx.Response) -> int | None:
-    value = response.headers.get("Content-Range", "")  # "bytes 100-199/200"
-    try:
-        return int(value.split()[1].split("-")[0])
-    except (IndexError, ValueError):
-        return None
-
-
-def _reason(error: Exception) -> str:
-    text = str(error) or type(error).__name__
-    return text.splitlines()[0][:200]

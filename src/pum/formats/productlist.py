@@ -91,3 +91,23 @@ def parse_product_list(text: str, list_name: str) -> list[ListEntry]:
         first_seen[path] = number
         entries.append(ListEntry(md5=match["md5"].lower(), path=path, line=number))
     return entries
+
+
+# Virus databases and the version record come only from upstream, verified; refused at any depth for
+# vendor lists and operator content, because a freshclam DatabaseMirror URL may name a subdirectory.
+VDF_SUFFIXES = (".cvd", ".cld", ".cdiff", ".sign")
+VERSION_FILE = "dns.txt"
+
+
+def reserved_path_problem(path: str) -> str | None:
+    """Why product or operator content may not take this (safe, relative) path of a release, or None."""
+    parts = path.split("/")
+    name = parts[-1]
+    for suffix in VDF_SUFFIXES:
+        if name.endswith(suffix):
+            return f"it would shadow a VDF file (*{suffix}); virus databases come only from upstream"
+    if name == VERSION_FILE:
+        return f"it would shadow the version record {VERSION_FILE}; it comes only from upstream"
+    if any(part.startswith(".") for part in parts):
+        return "a dot-file: those are PUM's own (.pum/) and never served"
+    return None

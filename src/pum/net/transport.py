@@ -253,7 +253,7 @@ class Transport:
                 part.unlink()  # our partial file is not a prefix of theirs: start over
                 raise _Retryable("resume refused (416), starting again")
             digest = hashlib.sha256()
-            if response.status_code == 206 and offset and _content_range_start(response) == offset:
+            if response.status_code == 206 and offset and content_range_start(response) == offset:
                 with open(part, "rb") as done:
                     for chunk in iter(lambda: done.read(CHUNK), b""):
                         digest.update(chunk)
@@ -298,15 +298,15 @@ class Transport:
                 yield response
         except httpx.ProxyError as error:
             raise UpstreamError(
-                f"proxy {self.config.proxy_display} refused {url}: {_reason(error)}"
+                f"proxy {self.config.proxy_display} refused {url}: {short_reason(error)}"
                 " (check proxy_host, proxy_port, proxy_user, proxy_passwd)"
             ) from None
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-            raise _ServerUnusable(f"cannot connect ({_reason(error)})") from None
+            raise _ServerUnusable(f"cannot connect ({short_reason(error)})") from None
         except (httpx.TransportError, httpx.StreamError) as error:
             if retry_errors:
-                raise _Retryable(f"{type(error).__name__}: {_reason(error)}") from None
-            raise _ServerUnusable(f"{type(error).__name__}: {_reason(error)}") from None
+                raise _Retryable(f"{type(error).__name__}: {short_reason(error)}") from None
+            raise _ServerUnusable(f"{type(error).__name__}: {short_reason(error)}") from None
 
     def _check_status(self, server: Server, url: str, response: httpx.Response, retry_errors: bool) -> None:
         status = response.status_code
@@ -349,7 +349,7 @@ def _content_length(response: httpx.Response) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-def _content_range_start(response: httpx.Response) -> int | None:
+def content_range_start(response: httpx.Response) -> int | None:
     value = response.headers.get("Content-Range", "")
     try:
         return int(value.split()[1].split("-")[0])
@@ -357,6 +357,6 @@ def _content_range_start(response: httpx.Response) -> int | None:
         return None
 
 
-def _reason(error: Exception) -> str:
+def short_reason(error: Exception) -> str:
     text = str(error) or type(error).__name__
     return text.splitlines()[0][:200]

@@ -22,30 +22,11 @@ from pum.config import Config
 from pum.errors import StoreError
 from pum.formats import FormatError
 from pum.formats.manifest import FileRecord
-from pum.formats.productlist import parse_product_list, safe_relative_path
-from pum.store import Staging, changes_behind_our_back
+from pum.formats.productlist import parse_product_list, reserved_path_problem, safe_relative_path
+from pum.store import Staging, changes_behind_our_back, md5_file
 from pum.sync import SyncContext
-from pum.sync.products import md5_file
-from pum.sync.vdf import VERSION_FILE
 
 AREA_GENERATION = 1
-# Virus database files, refused at any depth: freshclam's DatabaseMirror/PrivateMirror URL may name a
-# subdirectory, and a vendor's content never needs one. They come only from upstream, verified.
-VDF_SUFFIXES = (".cvd", ".cld", ".cdiff", ".sign")
-
-
-def placement_problem(relpath: str) -> str | None:
-    """Why local content may not have this path, or None: it would shadow a VDF file (at any depth), or
-    it is a dot-file (PUM's own `.pum/`; never served)."""
-    name = relpath.rsplit("/", 1)[-1]
-    for suffix in VDF_SUFFIXES:
-        if name.endswith(suffix):
-            return f"it would shadow a VDF file (*{suffix}); virus databases come only from upstream"
-    if name == VERSION_FILE:
-        return f"it would shadow the version record {VERSION_FILE}; it comes only from upstream"
-    if any(part.startswith(".") for part in relpath.split("/")):
-        return "a dot-file: those are PUM's own (.pum/) and never served"
-    return None
 
 
 @dataclass(frozen=True)
@@ -176,7 +157,7 @@ def overlay_local_content(staging: Staging, content: LocalContent, where: str) -
     directories = {parent for path in staging.paths() for parent in parent_dirs(path)}
     outcomes = []
     for relpath, entry in content.entries.items():
-        reason = placement_problem(relpath)
+        reason = reserved_path_problem(relpath)
         if reason:
             raise StoreError(f"{where}: local content {relpath!r} refused: {reason}")
         if relpath in directories:

@@ -14,24 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from pum.errors import UpstreamError, VerifyError
 from pum.formats import FormatError
-from pum.formats.productlist import ListEntry, parse_product_list
+from pum.formats.productlist import ListEntry, parse_product_list, reserved_path_problem
 from pum.net.transport import Fetched, Transport, http_date
-from pum.store import Staging
+from pum.store import Staging, md5_file
 from pum.sync import SyncContext
 from pum.sync.fetch import discard, download_kept
 
 PRODUCTS_RECORD = ".pum/products.json"
 LIST_LIMIT = 4 << 20
-# Names of virus database files, refused at any depth (as for local content, sync/local.py): freshclam's
-# DatabaseMirror URL may name a subdirectory, and VDF files come only from upstream, verified.
-_VDF_NAME = re.compile(r"^(dns\.txt|.*\.(cvd|cld|cdiff|sign))$")
 
 
 @dataclass(frozen=True)
@@ -94,7 +90,7 @@ def fetch_list(ctx: SyncContext, transport: Transport, list_path: str) -> Produc
     except FormatError as error:
         raise VerifyError(f"{error} (from {url}); refused: nothing of {list_path} is released") from None
     for entry in entries:
-        problem = _placement_problem(entry.path)
+        problem = reserved_path_problem(entry.path)
         if problem:
             raise VerifyError(
                 f"{list_path}:{entry.line}: {problem} (from {url}); refused: nothing of {list_path} "
@@ -103,16 +99,6 @@ def fetch_list(ctx: SyncContext, transport: Transport, list_path: str) -> Produc
     if not not_modified:
         ctx.log.line(f"product list {list_path}: {len(entries)} files")
     return ProductList(list_path, url, data, mtime, not_modified, entries)
-
-
-def _placement_problem(path: str) -> str | None:
-    """Rules on top of `safe_relative_path`: where a product file may not go in a release."""
-    parts = PurePosixPath(path).parts
-    if any(part.startswith(".") for part in parts):
-        return f"hidden path {path!r}: dot-files are PUM's own (.pum/) and never served"
-    if _VDF_NAME.match(parts[-1]):
-        return f"{path!r} is a virus database name: product files may not replace the VDF"
-    return None
 
 
 def claim_paths(lists: list[ProductList], list_paths: set[str]) -> dict[str, tuple[str, ListEntry]]:
@@ -263,14 +249,6 @@ def _download(
             "is released"
         )
     return fetched
-
-
-def md5_file(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_record(staging: Staging) -> dict[str, dict[str, ListedFile]]:
