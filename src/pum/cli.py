@@ -207,7 +207,7 @@ def deploy(ctx: Context, server: str, port: int | None, root: Path, flavor: str 
 
     for path in write_web_config(ctx.config, server, port, root=root, flavor=flavor):
         click.echo(f"wrote {path}")
-    click.echo(f"now run: {reload_command(server, flavor)}")
+    click.echo(f"now run: {reload_command(server, flavor, root)}")
 
 
 @cli.command()

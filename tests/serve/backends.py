@@ -107,14 +107,15 @@ class Backend:
 
 
 _LAUNCH = """
-import json, sys, types
+import json, sys
 from pathlib import Path
+from pum.config import Config
 from pum.serve import run_server
 values = json.loads(sys.argv[1])
 for key in ("docroot", "data_dir", "access_log", "tls_cert", "tls_key"):
     if values.get(key):
         values[key] = Path(values[key])
-run_server(types.SimpleNamespace(**values))
+run_server(Config(**values))
 """
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 import shutil
 from pathlib import Path
+
+from pum.formats.manifest import FileRecord, Manifest
 
 # ../shared/testdata/clamav beside the repository (see its README.md)
 TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "clamav"
@@ -92,15 +93,14 @@ class ReleaseTree:
                     "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                     "mtime": int(stat.st_mtime),
                 }
-        manifest = {
-            "generation": 1,
-            "serial": serial,
-            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "source": "http://upstream.test",
-            "files": files,
-        }
+        manifest = Manifest(
+            serial=serial,
+            created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            files={path: FileRecord(**record) for path, record in files.items()},
+            source="http://upstream.test",
+        )
         (root / ".pum").mkdir(exist_ok=True)
-        (root / ".pum" / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        (root / ".pum" / "manifest.json").write_bytes(manifest.to_json())
         (root / ".pum" / "manifest.json").chmod(0o644)
 
 

@@ -12,11 +12,11 @@ import socket
 import ssl
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
 
+from pum.config import Config
 from pum.errors import ConfigError, PumError
 from pum.serve import run_server
 from pum.serve.http import http_date
@@ -25,7 +25,7 @@ from .rawhttp import exchange, get, parse_responses
 from .releases import TESTDATA, build_time
 
 
-def _config(tree, tmp_path: Path, **values: object) -> SimpleNamespace:
+def _config(tree, tmp_path: Path, **values: object) -> Config:
     settings: dict[str, object] = {
         "docroot": tree.docroot,
         "data_dir": tree.data_dir,
@@ -38,7 +38,7 @@ def _config(tree, tmp_path: Path, **values: object) -> SimpleNamespace:
         "log_generation": 3,
     }
     settings.update(values)
-    return SimpleNamespace(**settings)
+    return Config(**settings)
 
 
 # -- requests other servers answer differently ------------------------------------------------------

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import json
 
+from pum.config import Config
 from pum.serve.metrics import BYTES, STATUS_INDEX, Board, render_metrics
-from pum.serve.status import cvd_header_fields, read_status, render_html
+from pum.serve.status import render_html
+from pum.status import collect_status
 
-from .releases import TESTDATA, ReleaseTree
+from .releases import ReleaseTree
 
 
-def test_cvd_header_fields_come_from_the_512_byte_header():
-    fields = cvd_header_fields((TESTDATA / "test-6.cvd").read_bytes()[:512])
-    assert fields == {
-        "version": 6,
-        "signatures": 14,
-        "flevel": 81,
-        "builder": "micasnyd",
-        "build_time": 1624412045,
-    }
-    assert cvd_header_fields(b"ClamAV-Diff:6:...") is None
+def read_status(tree: ReleaseTree) -> dict:
+    return collect_status(Config(docroot=tree.docroot, data_dir=tree.data_dir))
 
 
 def _write_last_run(tree: ReleaseTree, **values: object) -> None:
@@ -40,7 +34,7 @@ def _write_last_run(tree: ReleaseTree, **values: object) -> None:
 def test_status_names_served_versions_release_last_run_and_upstream(tree):
     tree.serve(6)
     _write_last_run(tree)
-    document = read_status(tree.docroot, tree.data_dir)
+    document = read_status(tree)
     assert document["versions"]["test"]["version"] == 6
     assert document["release"]["serial"] == 1
     assert document["release"]["created"]
@@ -50,7 +44,7 @@ def test_status_names_served_versions_release_last_run_and_upstream(tree):
 
 
 def test_status_of_a_docroot_without_release_says_so(tree):
-    document = read_status(tree.docroot, tree.data_dir)
+    document = read_status(tree)
     assert document["release"] is None and document["versions"] == {}
     assert "nothing is served" in document["release_error"]
     assert "no release" in render_html(document) or "nothing is served" in render_html(document)
@@ -59,7 +53,7 @@ def test_status_of_a_docroot_without_release_says_so(tree):
 def test_html_page_shows_the_document_escaped(tree):
     tree.serve(6)
     _write_last_run(tree, result="error", error="upstream <b>down</b>")
-    page = render_html(read_status(tree.docroot, tree.data_dir))
+    page = render_html(read_status(tree))
     assert "<td>test</td><td>6</td><td>14</td>" in page
     assert "serial 1" in page
     assert "clamav-latest.example.com" in page
@@ -76,7 +70,7 @@ def test_metrics_sum_every_workers_counters_and_render_the_status(tree):
     board.row(1)[STATUS_INDEX[304]] += 1
     board.row(0)[BYTES] += 1000
     board.row(1)[BYTES] += 24
-    text = render_metrics(board, lambda: read_status(tree.docroot, tree.data_dir)).decode()
+    text = render_metrics(board, lambda: read_status(tree)).decode()
     assert 'pum_http_requests_total{status="200"} 5.0' in text
     assert 'pum_http_requests_total{status="304"} 1.0' in text
     assert "pum_http_sent_bytes_total 1024.0" in text

@@ -1,6 +1,6 @@
 """The schedule of `pum run`: a cron expression checked field by field, and /etc/cron.d/pum rendered from it.
 
-The deploy templates (cron.d-pum, the systemd units) share `render_template` and its `{{name}}` slots.
+The deploy templates share `pum.deploy.render_template` and its `{{name}}` slots.
 """
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
-from pum.errors import ConfigError, PumError
+from pum.deploy import render_template
+from pum.errors import ConfigError
 
 DEFAULT_SCHEDULE = "20 * * * *"  # hourly at minute 20, the original installation guide's example
 DEFAULT_RANDOM_DELAY = 300  # seconds
@@ -100,17 +100,6 @@ def _value(text: str, word: str, name: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ConfigError(f"--schedule {text!r}: {name} must be {low}-{high}, got {value}")
     return value
-
-
-def render_template(name: str, values: dict[str, str]) -> str:
-    """deploy/templates/<name> with every `{{key}}` replaced; a slot without a value is a bug, said so."""
-    text = resources.files("pum.deploy").joinpath("templates", name).read_text(encoding="utf-8")
-    for key, value in values.items():
-        text = text.replace("{{" + key + "}}", value)
-    leftover = re.search(r"\{\{\w+\}\}", text)
-    if leftover:
-        raise PumError(f"template {name}: no value for {leftover.group(0)}")
-    return text
 
 
 def render_cron_file(schedule: Schedule, command: list[str], random_delay: int) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pum.deploy.cron import Schedule, render_template
+from pum.deploy import render_template
+from pum.deploy.cron import Schedule
 
 UNIT_DIR = Path("etc/systemd/system")  # relative to the filesystem root
 RUN_SERVICE = "pum-run.service"

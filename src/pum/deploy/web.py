@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pum.deploy import render_template
 from pum.errors import ConfigError, PumError
 
 SERVERS = ("apache", "nginx")
@@ -63,10 +63,6 @@ def reload_command(server: str, flavor: str | None = None, root: Path = Path("/"
     return RELOAD_COMMANDS[(server, flavor or detect_flavor(root))]
 
 
-def _template(name: str) -> str:
-    return resources.files("pum.deploy").joinpath("templates", name).read_text(encoding="utf-8")
-
-
 def render_web_config(
     server: str, docroot: Path, port: int = DEFAULT_PORT, flavor: str = "debian", address: str | None = None
 ) -> str:
@@ -100,13 +96,7 @@ def render_web_config(
             if flavor == "rhel"
             else ""
         )
-    text = _template(f"{server}.conf")
-    for key, value in values.items():
-        text = text.replace("{{" + key + "}}", value)
-    leftover = re.search(r"\{\{\w+\}\}", text)
-    if leftover:
-        raise PumError(f"template {server}.conf: no value for {leftover.group(0)}")
-    return text
+    return render_template(f"{server}.conf", values)
 
 
 def write_web_config(

@@ -1,106 +1,21 @@
-"""The status document of the served release, and its HTML page.
-
-The document has the shape of `pum.status.collect_status` (release, versions, last_run, generated), so
-either can feed the page and /metrics. The default provider here needs only the served tree and
-`<data_dir>/state/last_run.json`, so `pum serve` shows something useful even on a tree it didn't build.
-"""
+"""The HTML status page of `pum serve`: it renders the one status document of `pum.status`."""
 
 from __future__ import annotations
 
 import html
-import json
-import os
 import time
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from pum.serve.http import MANIFEST
+from pum.config import Config
+from pum.status import collect_status
 
 StatusProvider = Callable[[], dict[str, Any]]
 
 
-def cvd_header_fields(header: bytes) -> dict[str, Any] | None:
-    """The fields of a 512-byte CVD header (`ClamAV-VDB:time:version:sigs:flevel:md5:dsig:builder:stime`)."""
-    text = header[:512].decode("latin-1").rstrip(" \x00")
-    parts = text.split(":")
-    if len(parts) < 9 or parts[0] != "ClamAV-VDB":
-        return None
-    try:
-        return {
-            "version": int(parts[2]),
-            "signatures": int(parts[3]),
-            "flevel": int(parts[4]),
-            "builder": parts[7],
-            "build_time": int(parts[8]),
-        }
-    except ValueError:
-        return None
-
-
-def served_versions(release: Path) -> dict[str, dict[str, Any]]:
-    """Version of every `<db>.cvd` at the root of a release, read from its header."""
-    versions: dict[str, dict[str, Any]] = {}
-    try:
-        names = sorted(os.listdir(release))
-    except OSError:
-        return versions
-    for name in names:
-        if not name.endswith(".cvd") or name.startswith("."):
-            continue
-        try:
-            with open(release / name, "rb") as stream:
-                fields = cvd_header_fields(stream.read(512))
-        except OSError:
-            continue
-        if fields is not None:
-            versions[name[: -len(".cvd")]] = fields
-    return versions
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        document = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    return document if isinstance(document, dict) else None
-
-
-def read_status(docroot: Path, data_dir: Path) -> dict[str, Any]:
-    """Build the status document from the served tree (manifest, CVD headers, dns.txt) and the last run."""
-    document: dict[str, Any] = {"docroot": str(docroot), "release": None, "versions": {}}
-    try:
-        release = Path(os.path.realpath(docroot))
-    except OSError:
-        release = docroot
-    manifest = _read_json(release / MANIFEST)
-    if manifest is not None:
-        document["release"] = {
-            "serial": manifest.get("serial"),
-            "created": manifest.get("created"),
-            "source": manifest.get("source"),
-            "files": len(manifest.get("files") or {}),
-            "path": str(release),
-        }
-    elif not release.is_dir():
-        document["release_error"] = f"nothing is served: {docroot} does not lead to a directory"
-    document["versions"] = served_versions(release)
-    try:
-        document["version_record"] = (release / "dns.txt").read_text("ascii", "replace").strip() or None
-    except OSError:
-        document["version_record"] = None
-    last_run = _read_json(data_dir / "state" / "last_run.json")
-    document["last_run"] = last_run
-    document["upstream"] = (last_run or {}).get("upstream") or (manifest or {}).get("source")
-    document["generated"] = int(time.time())
-    return document
-
-
-def default_status_provider(config: Any) -> StatusProvider:
-    docroot = Path(config.docroot)
-    data_dir = Path(config.data_dir)
-    return lambda: read_status(docroot, data_dir)
+def default_status_provider(config: Config) -> StatusProvider:
+    return lambda: collect_status(config)
 
 
 def iso_to_epoch(value: Any) -> float | None:
