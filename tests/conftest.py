@@ -141,10 +141,10 @@ class PumResult:
         return f"PumResult(code={self.code}, out={self.out!r}, err={self.err!r})"
 
 
-@pytest.fixture
-def pum(capsys: pytest.CaptureFixture[str]) -> Callable[..., PumResult]:
-    """Run the `pum` CLI in-process: pum("--config", path, "run")."""
-    from pum.cli import main
+def in_process(
+    main: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str]
+) -> Callable[..., PumResult]:
+    """Run a console script's main() in-process, capturing its output: invoke("--config", path, "run")."""
 
     def invoke(*args: object) -> PumResult:
         capsys.readouterr()
@@ -153,6 +153,14 @@ def pum(capsys: pytest.CaptureFixture[str]) -> Callable[..., PumResult]:
         return PumResult(code, captured.out, captured.err)
 
     return invoke
+
+
+@pytest.fixture
+def pum(capsys: pytest.CaptureFixture[str]) -> Callable[..., PumResult]:
+    """Run the `pum` CLI in-process: pum("--config", path, "run")."""
+    from pum.cli import main
+
+    return in_process(main, capsys)
 
 
 def pum_command() -> list[str]:

@@ -339,12 +339,16 @@ def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
     raise ConfigError(f"no configuration file: give --config PATH or set PUM_CONFIG (searched {searched})")
 
 
-def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
-    path = find_config_path(explicit)
+def read_config_text(path: Path, missing_hint: str = "") -> str:
+    """A configuration file's text, or one ConfigError line naming the file (pum.conf, proscan.conf)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file") from None
+        raise ConfigError(f"{path}: no such configuration file{missing_hint}") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read: {error}") from None
-    return parse_config(text, path.resolve(), shown_as=str(path))
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+    path = find_config_path(explicit)
+    return parse_config(read_config_text(path), path.resolve(), shown_as=str(path))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import PumResult, free_port, require_program, stop_process, wait_for_port
+from conftest import PumResult, free_port, in_process, require_program, stop_process, wait_for_port
 from products.conftest import product_tree, products_conf  # noqa: F401 - fixtures used here
 from products.tree import POWER_LIST, ProductTree
 
@@ -111,10 +111,4 @@ def proscanup(capsys: pytest.CaptureFixture[str]) -> Callable[..., PumResult]:
     """Run the `proscanup` CLI in-process: proscanup("--config", path, "-V")."""
     from pum.agent.cli import main
 
-    def invoke(*args: object) -> PumResult:
-        capsys.readouterr()
-        code = main([str(a) for a in args])
-        captured = capsys.readouterr()
-        return PumResult(code, captured.out, captured.err)
-
-    return invoke
+    return in_process(main, capsys)

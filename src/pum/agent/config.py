@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pum import __version__
-from pum.config import Server, parse_seconds, parse_servers, parse_yes_no
+from pum.config import Server, parse_seconds, parse_servers, parse_yes_no, read_config_text
 from pum.errors import ConfigError
 from pum.formats import FormatError
 from pum.formats.productlist import safe_relative_path
@@ -177,10 +177,4 @@ def _one_line(error: Exception) -> str:
 
 def load_agent_config(path: Path | None = None) -> AgentConfig:
     path = path or DEFAULT_CONFIG
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file (give --config PATH)") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read: {error}") from None
-    return parse_agent_config(text, path)
+    return parse_agent_config(read_config_text(path, " (give --config PATH)"), path)
