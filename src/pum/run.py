@@ -43,10 +43,8 @@ def sources_for(config: Config) -> list[Source]:
             from pum.sync.products import ProductsSource
 
             sources.append(ProductsSource())
-    try:
-        from pum.sync.local import LocalContentSource
-    except ImportError:
-        return sources
+    from pum.sync.local import LocalContentSource
+
     return [*sources, LocalContentSource()]
 
 
@@ -67,7 +65,7 @@ def run_once(config: Config, log: RunLog, progress: ProgressHook | None = None) 
                 staging.start_from_current()
             for source in sources_for(config):
                 source.sync(ctx)
-            upstream = _upstream_in_use(ctx)
+            upstream = ctx.upstream_in_use
             published = publish_staged(config, store, staging, log)
             store.clear_downloads()
             store.write_state(
@@ -88,7 +86,7 @@ def run_once(config: Config, log: RunLog, progress: ProgressHook | None = None) 
             error = caught if isinstance(caught, PumError) else disk_error(caught)
             log.error(str(error))
             log.line("the last good release stays served")
-            _record_failure(store, log, started, str(error), _upstream_in_use(ctx))
+            _record_failure(store, log, started, str(error), ctx.upstream_in_use if ctx else None)
             if error is caught:
                 raise
             raise error from caught
@@ -151,13 +149,6 @@ def validate(config: Config, staged_dir, log: RunLog) -> None:
         log.line(f"  {line}")
     if finished.returncode != 0:
         raise VerifyError(f"validate_command exited {finished.returncode}: {command}; nothing released")
-
-
-def _upstream_in_use(ctx: SyncContext | None) -> str | None:
-    if ctx is None:
-        return None
-    chosen = [str(t.chosen) for t in ctx._transports.values() if t.chosen is not None]
-    return ", ".join(chosen) or None
 
 
 def _now() -> str:

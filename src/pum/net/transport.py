@@ -133,8 +133,12 @@ class Transport:
         for server in ordered:
             cooling = self.cool_downs.active(server)
             if cooling:
-                until = time.strftime("%Y-%m-%d %H:%M", time.localtime(cooling["until"]))
-                self.log.line(f"skip update host({server}): cooling down until {until} ({cooling['reason']})")
+                if server not in self._checked:
+                    self._checked.add(server)
+                    until = time.strftime("%Y-%m-%d %H:%M", time.localtime(cooling["until"]))
+                    self.log.line(
+                        f"skip update host({server}): cooling down until {until} ({cooling['reason']})"
+                    )
                 continue
             if server not in self._checked:
                 self._checked.add(server)
@@ -260,6 +264,9 @@ class Transport:
                 mode = "ab"
             elif response.status_code == 200:
                 offset, mode = 0, "wb"
+            elif response.status_code == 206:
+                part.unlink(missing_ok=True)  # another range than the one asked for: start over
+                raise _Retryable("the server answered another range than asked, starting again")
             else:
                 raise UpstreamError(f"{url}: unexpected answer {response.status_code} to a download")
             total = _content_length(response)

@@ -38,6 +38,12 @@ class SyncContext:
             transport.close()
 
     @property
+    def upstream_in_use(self) -> str | None:
+        """The servers that answered this run, for the status document."""
+        chosen = [str(t.chosen) for t in self._transports.values() if t.chosen is not None]
+        return ", ".join(chosen) or None
+
+    @property
     def requests(self) -> int:
         return sum(t.requests for t in self._transports.values())
 
