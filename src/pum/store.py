@@ -153,7 +153,8 @@ class Store:
         meta = staging.dir / ".pum"
         meta.mkdir(exist_ok=True)
         (meta / "manifest.json").write_bytes(manifest.to_json())
-        _fsync_tree(staging.dir)
+        # files linked from the served release were made durable when it was published
+        _fsync_tree(staging.dir, [*staging.fresh, meta / "manifest.json"])
         final = self.releases / str(serial)
         os.rename(staging.dir, final)
         _fsync_dir(self.releases)
@@ -226,6 +227,7 @@ class Staging:
         self.current_dir = current_dir
         self.current = current
         self.records: dict[str, FileRecord] = {}
+        self.fresh: list[Path] = []  # files put in this staging tree: publish makes them durable
         self.source = ""
 
     def start_from_current(self) -> None:
@@ -262,6 +264,7 @@ class Staging:
         if mtime is not None:
             os.utime(target, (mtime, mtime))
         os.chmod(target, 0o444)
+        self.fresh.append(target)
         stat = target.stat()
         self.records[relpath] = FileRecord(
             size=stat.st_size, sha256=sha256 or sha256_file(target), mtime=int(stat.st_mtime)
@@ -343,12 +346,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_tree(root: Path) -> None:
-    for directory, _subdirs, files in os.walk(root):
-        for name in files:
-            fd = os.open(os.path.join(directory, name), os.O_RDONLY)
+def _fsync_tree(root: Path, files: list[Path]) -> None:
+    for path in files:
+        if path.exists():  # a file put and then removed again by a later source
+            fd = os.open(path, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+    for directory, _subdirs, _files in os.walk(root):
         _fsync_dir(Path(directory))
