@@ -19,7 +19,7 @@ from pum.sync import SyncContext
 from pum.sync.fetch import discard, download_kept, verified, verified_cvd
 
 if TYPE_CHECKING:
-    from pum.net.transport import Transport
+    from pum.net.transport import Fetched, Transport
 
 VERSION_FILE = "dns.txt"
 _CDIFF_NAME = re.compile(r"^(?P<db>[a-z0-9_]+)-(?P<n>\d+)\.cdiff(?P<sign>\.sign)?$")
@@ -143,14 +143,7 @@ def fetch_database(ctx: SyncContext, transport: Transport, db: str, old: int | N
                 ctx.log.line(f"{name}: not on update server; clients will download the whole {db}.cvd")
                 continue
             verified(fetched, lambda data, n=number: verify_cdiff(data, expected_version=n))
-            staging.put(
-                name,
-                fetched.path,
-                mtime=fetched.last_modified or time.time(),
-                sha256=fetched.sha256,
-                keep_source=True,
-            )
-            ctx.log.line(f"download {name} ({fetched.size} bytes)")
+            _stage(ctx, name, fetched)
             _fetch_optional_sign(ctx, transport, f"{name}.sign")
     name = f"{db}.cvd"
     # kept under its version: a CVD left by a failed run is reused only for the same version
@@ -180,15 +173,14 @@ def fetch_database(ctx: SyncContext, transport: Transport, db: str, old: int | N
 def _fetch_optional_sign(ctx: SyncContext, transport: Transport, name: str) -> None:
     """Detached signatures (ClamAV >= 1.5) where upstream has them; a 404 is normal for older mirrors."""
     fetched = download_kept(ctx, transport, name)
-    if fetched is None:
-        return
-    ctx.staging.put(
-        name,
-        fetched.path,
-        mtime=fetched.last_modified or time.time(),
-        sha256=fetched.sha256,
-        keep_source=True,
-    )
+    if fetched is not None:
+        _stage(ctx, name, fetched)
+
+
+def _stage(ctx: SyncContext, name: str, fetched: Fetched) -> None:
+    """A verified download into the release, dated as upstream dates it (retention counts from there)."""
+    mtime = fetched.last_modified or time.time()
+    ctx.staging.put(name, fetched.path, mtime=mtime, sha256=fetched.sha256, keep_source=True)
     ctx.log.line(f"download {name} ({fetched.size} bytes)")
 
 
