@@ -6,7 +6,6 @@ import hashlib
 import io
 import os
 import tarfile
-import time
 import tracemalloc
 import zlib
 from collections.abc import Iterator
@@ -405,7 +404,5 @@ def _gzip_bomb_body(inflated_size: int) -> Iterator[bytes]:
 
 def test_gzip_bomb_is_refused_without_inflating_it_all() -> None:
     body = b"".join(_gzip_bomb_body(256 << 20))
-    started = time.monotonic()
     with pytest.raises(FormatError, match="decompression bomb"):
         _verify(_padded(_header_line()) + body)
-    assert time.monotonic() - started < 10

@@ -272,10 +272,9 @@ def test_a_signal_stops_the_server_cleanly(start_pum, workers, signum):
     idle = socket.create_connection(("127.0.0.1", server.port))  # an idle keep-alive client must not hold it
     idle.sendall(b"GET /test-2.cdiff HTTP/1.1\r\nHost: x\r\n\r\n")
     idle.recv(65536)
-    started = time.monotonic()
     server.process.send_signal(signum)
+    # the idle client's keep-alive timeout is 60 s: exiting within this bound shows it did not hold us
     assert server.process.wait(timeout=15) == 0
-    assert time.monotonic() - started < 5
     assert idle.recv(1) == b""  # closed by the server
     idle.close()
     for pid in children:
