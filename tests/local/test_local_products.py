@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 from pum.errors import ExitStatus
 
 from .archives import LIST_PATH, POST_UPDATE, md5, vendor_files, write_zip
@@ -58,3 +61,20 @@ def test_a_local_file_where_the_release_has_a_directory_is_refused(served_with_p
     assert result.code == ExitStatus.STORE, result
     assert f"needs {LIST_PATH}/ to be a directory" in result.err
     assert serial(conf) == 1
+
+
+def test_a_product_file_that_local_content_replaces_is_not_downloaded_again(
+    served_with_products, pum, tmp_path, upstream
+):
+    conf = served_with_products()
+    assert pum("--config", conf, "import", write_zip(tmp_path / "v.zip", vendor_files())).code == 0
+    upstream_list = upstream.root / LIST_PATH
+    upstream.clear()
+    for run in range(2):
+        later = time.time() + 60 * (run + 1)  # the vendor republishes its list: answered 200, not 304
+        os.utime(upstream_list, (later, later))
+        assert pum("--config", conf, "run").code == 0
+    assert f"/{LIST_PATH}" in upstream.paths()
+    assert "/ibm/power/post_update.sh" not in upstream.paths()
+    assert (docroot(conf) / "ibm" / "power" / "post_update.sh").read_bytes() == POST_UPDATE
+    assert "ibm/power/post_update.sh: provided by local content" in run_log(conf)

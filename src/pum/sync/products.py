@@ -25,6 +25,7 @@ from pum.net.transport import Fetched, Transport, http_date
 from pum.store import Staging, md5_file
 from pum.sync import SyncContext
 from pum.sync.fetch import discard, download_kept
+from pum.sync.local import LocalArea
 
 PRODUCTS_RECORD = ".pum/products.json"
 LIST_LIMIT = 4 << 20
@@ -57,9 +58,11 @@ class ProductsSource:
         claimed = claim_paths(lists, set(ctx.config.products))
         drop_unlisted(ctx, previous, claimed)
         known = {path: listed for files in previous.values() for path, listed in files.items()}
+        # local content is laid over last and wins: upstream's copy of its paths would be fetched for nothing
+        imported = set(LocalArea(ctx.config).load().entries)
         record = {}
         for product_list in lists:
-            record[product_list.path] = stage_list(ctx, transport, product_list, known)
+            record[product_list.path] = stage_list(ctx, transport, product_list, known, imported)
         write_record(staging, record)
 
 
@@ -168,6 +171,7 @@ def stage_list(
     transport: Transport,
     product_list: ProductList,
     known: dict[str, ListedFile],
+    imported: set[str],
 ) -> dict[str, ListedFile]:
     """Download and verify every changed file of one list, then stage them and the list itself."""
     staging = ctx.staging
@@ -176,6 +180,9 @@ def stage_list(
     for entry in product_list.entries:
         where = f"{product_list.path}:{entry.line}"
         _check_fits(staging, entry, where, product_list.path)
+        if entry.path in imported:
+            ctx.log.line(f"{entry.path}: provided by local content (pum import); upstream's copy not fetched")
+            continue
         unchanged = _unchanged(staging, entry, known)
         if unchanged is not None:
             files[entry.path] = unchanged
