@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -165,6 +166,23 @@ def pum(capsys: pytest.CaptureFixture[str]) -> Callable[..., PumResult]:
 
 def pum_command() -> list[str]:
     return [sys.executable, "-m", "pum.cli"]
+
+
+@contextmanager
+def running_pum_serve(conf: Path, port: int, host: str = "127.0.0.1") -> Iterator[subprocess.Popen]:
+    """`pum serve` as a real subprocess on the `listen` of `conf`, stopped by SIGTERM on the way out."""
+    process = subprocess.Popen(
+        [*pum_command(), "--config", str(conf), "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        try:
+            wait_for_port(port, host)
+        except RuntimeError:
+            stop_process(process)
+            raise RuntimeError(f"pum serve did not start: {process.stderr.read().decode()}") from None
+        yield process
+    finally:
+        stop_process(process)
 
 
 @pytest.fixture

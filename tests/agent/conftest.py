@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import PumResult, free_port, in_process, require_program, stop_process, wait_for_port
+from conftest import (
+    PumResult,
+    free_port,
+    in_process,
+    require_program,
+    running_pum_serve,
+)
 from products.conftest import product_tree, products_conf  # noqa: F401 - fixtures used here
 from products.tree import POWER_LIST, ProductTree
 
@@ -45,16 +49,8 @@ def site(product_tree, products_conf, pum) -> Iterator[Site]:  # noqa: F811 - th
     conf = products_conf(listen=f"127.0.0.1:{port}")
     site = Site(product_tree, conf, f"127.0.0.1:{port}", pum)
     site.publish()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pum.cli", "--config", str(conf), "serve"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_for_port(port)
+    with running_pum_serve(conf, port):
         yield site
-    finally:
-        stop_process(process)
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import click
 import pytest
-from conftest import free_port, require_program, stop_process, wait_for_port, write_config
+from conftest import free_port, require_program, running_pum_serve, write_config
 from guide_text import CONFIG_KINDS, LANGUAGES, Snippet, code_messages, snippets
 from upstream import TESTDATA, ClamavTree, Upstream
 
@@ -77,7 +76,6 @@ def pum_serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tree = ClamavTree(base / "upstream")
     tree.publish(1)
     upstream = Upstream(tree.root).start()
-    process = None
     try:
         port = free_port()
         conf = write_config(base / "pum", update_servers=upstream.address, listen=f"127.0.0.1:{port}")
@@ -85,16 +83,9 @@ def pum_serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         subprocess.run(run, check=True, capture_output=True, timeout=60)
         tree.publish(6)
         subprocess.run(run, check=True, capture_output=True, timeout=60)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pum.cli", "--config", str(conf), "serve"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
+        with running_pum_serve(conf, port):
+            yield f"http://127.0.0.1:{port}"
     finally:
-        if process is not None:
-            stop_process(process, signal.SIGTERM)
         upstream.stop()
 
 

@@ -3,10 +3,7 @@ and a scanner host's `proscanup` picks up post_update.sh (and runs it) with the 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from conftest import PumResult, free_port, require_program, stop_process, wait_for_port
+from conftest import free_port, in_process, require_program, running_pum_serve
 
 from .archives import LIST_PATH, vendor_files, write_zip
 from .conftest import docroot
@@ -22,13 +19,7 @@ def test_proscanup_picks_up_the_imported_post_update_and_runs_it(served, pum, tm
     assert pum("--config", conf, "import", write_zip(tmp_path / "ClamAV_ProScan.zip", files)).code == 0
     assert (docroot(conf) / "ibm" / "power" / "post_update.sh").read_bytes() == script
 
-    server = subprocess.Popen(
-        [sys.executable, "-m", "pum.cli", "--config", str(conf), "serve"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_for_port(port)
+    with running_pum_serve(conf, port):
         host = tmp_path / "host"
         (host / "opt" / "proscan" / "bin").mkdir(parents=True)
         host_conf = host / "proscan.conf"
@@ -46,14 +37,9 @@ def test_proscanup_picks_up_the_imported_post_update_and_runs_it(served, pum, tm
         host_conf.write_text("[update.options]\n" + "".join(f"{k} = {v}\n" for k, v in options.items()))
         from pum.agent.cli import main
 
-        capsys.readouterr()
-        code = main(["--config", str(host_conf), "-V"])
-        captured = capsys.readouterr()
-        result = PumResult(code, captured.out, captured.err)
+        result = in_process(main, capsys)("--config", host_conf, "-V")
         assert result.code == 0, result
         assert "post_update.sh execute successfully" in result.out, result
         assert marker.read_text() == "ran\n"
         assert (host / "opt" / "proscan" / "bin" / "post_update.sh").read_bytes() == script
         assert (host / "db" / "test.cvd").exists() or (host / "db" / "test.cld").exists()
-    finally:
-        stop_process(server)

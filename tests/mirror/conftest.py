@@ -10,11 +10,19 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import free_port, pum_command, require_program, serve_directory, stop_process, wait_for_port
+from conftest import (
+    free_port,
+    require_program,
+    running_pum_serve,
+    serve_directory,
+    stop_process,
+    wait_for_port,
+)
 from conftest import write_config as _write_config
 from upstream import Upstream
 
@@ -104,28 +112,16 @@ class PumServe:
 @pytest.fixture
 def pum_serve() -> Iterator[Callable[[Tier], PumServe]]:
     """pum_serve(tier) -> `pum serve` (a real subprocess) on the tier's `listen` address."""
-    processes: list[subprocess.Popen[bytes]] = []
+    with ExitStack() as running:
 
-    def start(tier: Tier) -> PumServe:
-        listen = re.search(r"^listen=(.*)$", tier.conf.read_text(), re.M)
-        assert listen, "the tier's pum.conf has no listen="
-        host, port = listen[1].rsplit(":", 1)
-        process = subprocess.Popen(
-            [*pum_command(), "--config", str(tier.conf), "serve"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        processes.append(process)
-        try:
-            wait_for_port(int(port), host)
-        except RuntimeError:
-            stop_process(process)
-            raise RuntimeError(f"pum serve did not start: {process.stderr.read().decode()}") from None
-        return PumServe(listen[1], tier.conf.parent / "log" / "access.log")
+        def start(tier: Tier) -> PumServe:
+            listen = re.search(r"^listen=(.*)$", tier.conf.read_text(), re.M)
+            assert listen, "the tier's pum.conf has no listen="
+            host, port = listen[1].rsplit(":", 1)
+            running.enter_context(running_pum_serve(tier.conf, int(port), host))
+            return PumServe(listen[1], tier.conf.parent / "log" / "access.log")
 
-    yield start
-    for process in processes:
-        stop_process(process)
+        yield start
 
 
 def publish_files(base: Path, files: dict[str, bytes | None], mtime: float | None = None) -> Path:
