@@ -166,7 +166,7 @@ def import_command(
     ctx: Context, source: Path | None, dest: str | None, show_list: bool, remove: str | None
 ) -> None:
     """Add a .zip, .tar.gz/.tgz or directory to every release (never unzip into the served tree)."""
-    from pum.local import import_content, list_content, remove_content
+    from pum.importer import import_content, list_content, remove_content
 
     if sum((source is not None, show_list, remove is not None)) != 1:
         raise click.UsageError("give one of ARCHIVE|DIR, --list, --remove PATH")
@@ -230,7 +230,7 @@ def install(
     scheduler: str | None,
 ) -> None:
     """Set PUM up on this machine: directories, pum.conf, the web server, the schedule of `pum run`."""
-    from pum.install import install as install_pum
+    from pum.deploy.install import install as install_pum
 
     install_pum(
         root=root,
@@ -250,7 +250,7 @@ def install(
 @click.option("--purge", is_flag=True, help="Also remove pum.conf, the releases, state and logs.")
 def uninstall(root: Path, purge: bool) -> None:
     """Remove what `pum install` wrote; the data stays unless --purge."""
-    from pum.install import uninstall as uninstall_pum
+    from pum.deploy.install import uninstall as uninstall_pum
 
     uninstall_pum(root=root, purge=purge, say=click.echo)
 

@@ -43,7 +43,7 @@ def sources_for(config: Config) -> list[Source]:
             from pum.sync.products import ProductsSource
 
             sources.append(ProductsSource())
-    from pum.sync.local import LocalContentSource
+    from pum.sync.local_content import LocalContentSource
 
     return [*sources, LocalContentSource()]
 

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from pum.config import KEYS, Config, Server, default_listen, parse_config
-from pum.install import default_config_text
+from pum.deploy.install import default_config_text
 
 # A pum.conf of the original product: only its own keys, as its guide showed them.
 ORIGINAL_CONF = """\

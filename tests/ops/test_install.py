@@ -12,9 +12,9 @@ from conftest import require_program
 
 from pum.config import parse_config
 from pum.deploy.cron import parse_schedule
+from pum.deploy.install import default_config_text
 from pum.deploy.systemd import on_calendar
 from pum.errors import ExitStatus
-from pum.install import default_config_text
 
 SYSTEMD_FILES = {
     "etc/pum/pum.conf",
@@ -325,12 +325,14 @@ def test_cron_schedules_become_calendar_events_systemd_accepts(schedule, expecte
 
 
 def test_installing_into_the_running_system_enables_the_timer_and_pum_serve(monkeypatch, tmp_path):
-    import pum.install
-    from pum.install import InstallRecord, _activate, _Tree
+    import pum.deploy.install
+    from pum.deploy.install import InstallRecord, _activate, _Tree
 
     ran: list[list[str]] = []
-    monkeypatch.setattr(pum.install.systemd, "systemd_running", lambda: True)
-    monkeypatch.setattr(pum.install, "_run", lambda command, say, must_succeed=True: ran.append(command))
+    monkeypatch.setattr(pum.deploy.install.systemd, "systemd_running", lambda: True)
+    monkeypatch.setattr(
+        pum.deploy.install, "_run", lambda command, say, must_succeed=True: ran.append(command)
+    )
     record = InstallRecord(config="/etc/pum/pum.conf", units=["pum-serve.service", "pum-run.timer"])
     tree = _Tree(tmp_path, lambda line: None, record)
     tree.changed = ["/etc/systemd/system/pum-run.timer"]
@@ -342,8 +344,8 @@ def test_installing_into_the_running_system_enables_the_timer_and_pum_serve(monk
 
 
 def test_install_that_cannot_tell_the_distribution_writes_nothing(tmp_path):
+    from pum.deploy.install import install
     from pum.errors import ConfigError
-    from pum.install import install
 
     (tmp_path / "etc" / "nginx").mkdir(parents=True)
     with pytest.raises(ConfigError):

@@ -25,7 +25,7 @@ from pum.net.transport import Fetched, Transport, http_date
 from pum.store import Staging, md5_file
 from pum.sync import SyncContext
 from pum.sync.fetch import discard, download_kept
-from pum.sync.local import LocalArea
+from pum.sync.local_content import LocalArea
 
 PRODUCTS_RECORD = ".pum/products.json"
 LIST_LIMIT = 4 << 20

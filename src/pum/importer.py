@@ -29,7 +29,7 @@ from pum.lock import RunLock
 from pum.runlog import RunLog
 from pum.store import Staging, Store
 from pum.sync import SyncContext
-from pum.sync.local import (
+from pum.sync.local_content import (
     LocalArea,
     LocalContent,
     LocalContentSource,
