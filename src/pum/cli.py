@@ -156,20 +156,48 @@ def verify(ctx: Context, no_signatures: bool) -> None:
     click.echo(f"release {manifest.serial}: {report.checked} files OK")
 
 
+@cli.command()
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--since", type=click.IntRange(min=1), metavar="SERIAL",
+              help="The release the closed side holds (its 'pum status' shows it): carry only what changed.")
+@click.option("--full", is_flag=True, help="Carry the whole release (a closed side that holds nothing).")
+@click.option("--tar", "as_tar", is_flag=True, help="Write one .tar file instead of a directory.")
+@pass_context
+def export(ctx: Context, dest: Path, since: int | None, full: bool, as_tar: bool) -> None:
+    """Write a bundle for a closed network: the served release's changes since SERIAL (or all of it)."""
+    from pum.export import export_bundle
+
+    if (since is None) == (not full):
+        raise click.UsageError("give one of --since SERIAL or --full")
+    outcome = export_bundle(ctx.config, dest, since, as_tar)
+    index = outcome.index
+    span = "everything" if index.full else f"release {index.from_serial} -> {index.to_serial}"
+    click.echo(
+        f"bundle {outcome.path}: release {index.to_serial} ({span}), {len(index.files)} "
+        f"file{'' if len(index.files) == 1 else 's'}, {index.payload_bytes} bytes"
+    )
+
+
 @cli.command("import")
 @click.argument("source", metavar="[ARCHIVE|DIR]", required=False, type=click.Path(path_type=Path))
 @click.option("--dest", metavar="PATH", help="Put the files under this path of the release.")
 @click.option("--list", "show_list", is_flag=True, help="Show the local content, sizes and checksums.")
 @click.option("--remove", metavar="PATH", help="Take a file (or a directory's files) out; new release.")
+@click.option("--bundle", metavar="PATH", type=click.Path(path_type=Path),
+              help="Take the release a 'pum export' bundle carries (a directory or .tar).")
 @pass_context
 def import_command(
-    ctx: Context, source: Path | None, dest: str | None, show_list: bool, remove: str | None
+    ctx: Context, source: Path | None, dest: str | None, show_list: bool, remove: str | None,
+    bundle: Path | None,
 ) -> None:
     """Add a .zip, .tar.gz/.tgz or directory to every release (never unzip into the served tree)."""
     from pum.importer import import_content, list_content, remove_content
 
-    if sum((source is not None, show_list, remove is not None)) != 1:
-        raise click.UsageError("give one of ARCHIVE|DIR, --list, --remove PATH")
+    if sum((source is not None, show_list, remove is not None, bundle is not None)) != 1:
+        raise click.UsageError("give one of ARCHIVE|DIR, --list, --remove PATH, --bundle PATH")
+    if bundle is not None:
+        _import_bundle(ctx, bundle)
+        return
     if dest is not None and source is None:
         raise click.UsageError("--dest goes with ARCHIVE|DIR")
     if show_list:
@@ -182,6 +210,20 @@ def import_command(
             assert remove is not None
             outcome = remove_content(ctx.config, remove, log)
     click.echo("\n".join(outcome.lines))
+
+
+def _import_bundle(ctx: Context, bundle: Path) -> None:
+    """A bundle is an upstream like an upper PUM: the cycle copies the release it carries, as mirror mode."""
+    import dataclasses
+
+    from pum.run import run_once, sources_for
+    from pum.sync.bundle import BundleSource
+
+    config = dataclasses.replace(ctx.config, mode="mirror")
+    sources = [BundleSource(bundle), *sources_for(config)[1:]]
+    with ctx.run_log() as log:
+        outcome = run_once(config, log, sources=sources)
+    click.echo(f"release {outcome.published} published" if outcome.published else "no new release")
 
 
 @cli.command()

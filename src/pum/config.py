@@ -23,12 +23,18 @@ class Server:
     path: str = ""
     scheme: str | None = None  # written as `https://host`: wins over update_protocol for this server
 
+    @property
+    def is_bundle(self) -> bool:
+        return self.scheme == "file"
+
     def base_url(self, protocol: str) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         port = f":{self.port}" if self.port else ""
         return f"{self.scheme or protocol}://{host}{port}{self.path}/"
 
     def __str__(self) -> str:
+        if self.is_bundle:
+            return f"file://{self.path}"
         host = f"[{self.host}]" if ":" in self.host else self.host
         scheme = f"{self.scheme}://" if self.scheme else ""
         return f"{scheme}{host}:{self.port}{self.path}" if self.port else f"{scheme}{host}{self.path}"
@@ -179,15 +185,27 @@ def parse_servers(text: str) -> tuple[Server, ...]:
         scheme, separator, rest = item.partition("://")
         if not separator:
             scheme, rest = None, item
+        elif scheme.lower() == "file":
+            servers.append(_bundle_location(item, rest))
+            continue
         elif scheme.lower() not in ("http", "https"):
-            raise ValueError(f"only http:// or https:// servers, got {item!r}")
+            raise ValueError(f"only http://, https:// or file:// servers, got {item!r}")
         hostport, slash, path = rest.partition("/")
         host, port = _split_host_port(hostport)
         path = ("/" + path.strip("/")) if slash and path.strip("/") else ""
         servers.append(Server(host, port, path, scheme.lower() if scheme else None))
     if not servers:
         raise ValueError("needs at least one server")
+    if len({server.scheme == "file" for server in servers}) > 1:
+        raise ValueError("file:// (bundles carried by hand) and network servers cannot be mixed")
     return tuple(servers)
+
+
+def _bundle_location(item: str, rest: str) -> Server:
+    """`file:///media/usb/pum`: a bundle (directory or .tar) carried across an air gap (`pum export`)."""
+    if not rest.startswith("/") or "\0" in rest:
+        raise ValueError(f"file:// takes an absolute path, as file:///media/usb/pum, got {item!r}")
+    return Server("", None, rest.rstrip("/") or "/", "file")
 
 
 def _nameservers(text: str) -> tuple[Nameserver, ...]:
@@ -318,6 +336,12 @@ def _check_combinations(config: Config, where: str, seen: dict[str, int]) -> Non
         raise ConfigError(f"{where}:{line}: tls_cert and tls_key must be set together")
     if config.proxy_user and not config.proxy_host:
         raise ConfigError(f"{where}:{seen['proxy_user']}: proxy_user is set but proxy_host is not")
+    if config.mode == "server" and any(server.is_bundle for server in config.update_servers):
+        raise ConfigError(
+            f"{where}:{seen['update_servers']}: file:// update_servers (bundles) need mode=mirror"
+        )
+    if any(server.is_bundle for server in config.product_servers):
+        raise ConfigError(f"{where}:{seen['product_servers']}: product_servers cannot be file://")
     if config.mode == "server" and not config.databases and not config.products:
         raise ConfigError(f"{where}:{seen.get('databases', 0)}: nothing to carry: set databases or products")
 

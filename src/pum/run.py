@@ -31,10 +31,14 @@ class RunOutcome:
 
 
 def sources_for(config: Config) -> list[Source]:
-    if config.mode == "mirror":
+    if config.mode == "mirror" and config.update_servers[0].is_bundle:
+        from pum.sync.bundle import BundleSource, first_bundle
+
+        sources: list[Source] = [BundleSource(first_bundle(config.update_servers))]
+    elif config.mode == "mirror":
         from pum.sync.mirror import MirrorSource
 
-        sources: list[Source] = [MirrorSource()]
+        sources = [MirrorSource()]
     else:
         from pum.sync.vdf import VdfSource
 
@@ -48,7 +52,9 @@ def sources_for(config: Config) -> list[Source]:
     return [*sources, LocalContentSource()]
 
 
-def run_once(config: Config, log: RunLog, progress: ProgressHook | None = None) -> RunOutcome:
+def run_once(
+    config: Config, log: RunLog, progress: ProgressHook | None = None, sources: list[Source] | None = None
+) -> RunOutcome:
     store = Store(config)
     with RunLock(config.data_dir / "pum.lock"):
         log.start(config.path, config.mode)
@@ -63,7 +69,7 @@ def run_once(config: Config, log: RunLog, progress: ProgressHook | None = None) 
             ctx = SyncContext(config, log, store, staging, progress)
             if config.mode == "server":
                 staging.start_from_current()
-            for source in sources_for(config):
+            for source in sources if sources is not None else sources_for(config):
                 source.sync(ctx)
             upstream = ctx.upstream_in_use
             published = publish_staged(config, store, staging, log)

@@ -116,7 +116,14 @@ def render_text(document: dict[str, Any]) -> str:
         until = time.strftime("%Y-%m-%d %H:%M", time.localtime(info["until"]))
         lines.append(f"cooling down: {server} until {until} ({info['reason']})")
     mirror = document.get("mirror")
-    if mirror:
+    bundle = (mirror or {}).get("bundle")
+    if bundle:
+        lines.append(
+            f"last bundle: release {bundle.get('to_serial')} of {mirror.get('upper')} "
+            f"(exported {bundle.get('exported')}), imported {mirror.get('checked')}; "
+            f"the next one: pum export --since {bundle.get('to_serial')}"
+        )
+    elif mirror:
         lines.append(
             f"upper server: {mirror.get('upper')} serial {mirror.get('upper_serial')} "
             f"(behind by {mirror.get('behind', '?')})"

@@ -156,5 +156,5 @@ def test_an_explicit_scheme_in_update_servers_wins_over_update_protocol():
 
 
 def test_an_unknown_scheme_in_update_servers_is_refused():
-    with pytest.raises(ConfigError, match="only http:// or https:// servers"):
+    with pytest.raises(ConfigError, match="only http://, https:// or file:// servers"):
         parse_config("update_servers=ftp://old.example\n")

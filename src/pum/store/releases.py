@@ -17,10 +17,14 @@ from stat import S_ISREG
 
 from pum.config import Config
 from pum.errors import StoreError
+from pum.formats import FormatError
 from pum.formats.manifest import FileRecord, Manifest, parse_manifest
 
 LAYOUT_GENERATION = 1
 MANIFEST_PATH = ".pum/manifest.json"
+# Manifests of past releases, kept after the releases are pruned, so that `pum export --since SERIAL` can
+# tell what changed since the release a closed network last imported.
+MANIFEST_HISTORY = 1000
 
 
 def sha256_file(path: Path) -> str:
@@ -46,6 +50,7 @@ class Store:
         self.state = config.state_dir
         self.staging_root = config.data_dir / "staging"
         self.downloads = config.data_dir / "downloads"
+        self.history = config.data_dir / "history"
 
     # -- what is served now ---------------------------------------------------------------------
 
@@ -159,7 +164,28 @@ class Store:
         os.rename(staging.dir, final)
         _fsync_dir(self.releases)
         self._switch_docroot(final)
+        self._remember_manifest(serial, manifest.to_json())
         return serial
+
+    def _remember_manifest(self, serial: int, manifest: bytes) -> None:
+        self.history.mkdir(parents=True, exist_ok=True)
+        tmp = self.history / f".{serial}.tmp"
+        tmp.write_bytes(manifest)
+        os.replace(tmp, self.history / f"{serial}.json")
+        kept = sorted(int(p.stem) for p in self.history.glob("*.json") if p.stem.isdigit())
+        for old in kept[:-MANIFEST_HISTORY]:
+            (self.history / f"{old}.json").unlink(missing_ok=True)
+
+    def manifest_of(self, serial: int) -> Manifest | None:
+        """The manifest of release `serial`, from the release if it is still kept, else from history."""
+        for path in (self.releases / str(serial) / MANIFEST_PATH, self.history / f"{serial}.json"):
+            try:
+                return parse_manifest(path.read_bytes())
+            except FileNotFoundError:
+                continue
+            except FormatError as error:
+                raise StoreError(f"{path}: unreadable manifest: {error}") from None
+        return None
 
     def _switch_docroot(self, target: Path) -> None:
         docroot = self.docroot
