@@ -42,7 +42,7 @@ from pum.serve.http import (
 )
 from pum.serve.metrics import BYTES, CONTENT_TYPE_LATEST, OTHER, STATUS_INDEX, Board, render_metrics
 from pum.serve.sendfile import FileSender
-from pum.serve.status import StatusProvider, render_html
+from pum.serve.status_page import StatusProvider, render_html
 
 SMALL_FILE = 64 * 1024  # files up to this size are answered from memory
 PREFIX = 4096  # of larger files, this much is kept: freshclam's version check reads bytes 0-511
