@@ -18,13 +18,27 @@ from .releases import TESTDATA, build_time
 
 CVD6 = (TESTDATA / "test-6.cvd").read_bytes()
 BUILT6 = build_time(TESTDATA / "test-6.cvd")
-HIDDEN = {".secret": b"not for clients\n", "ibm/.hidden": b"nor this\n", ".pum/state.json": b"{}\n"}
+HIDDEN = {
+    ".secret": b"not for clients\n",
+    "ibm/.hidden": b"nor this\n",
+    ".pum/state.json": b"{}\n",
+    ".pum/tuf/.keys": b"not for clients\n",
+    ".pum/client/other.pyz": b"not for clients\n",
+}
+# The release-internal files every server hands out (see RELEASE_INTERNAL in pum.serve.http).
+INTERNAL = {
+    ".pum/tuf/root.json": b'{"signed": {"_type": "root"}}\n',
+    ".pum/tuf/1.root.json": b'{"signed": {"_type": "root", "version": 1}}\n',
+    ".pum/tuf/timestamp.json": b'{"signed": {"_type": "timestamp"}}\n',
+    ".pum/client/proscanup.pyz": b"PK\x03\x04 a zip application\n",
+    ".pum/fleet.json": b'{"hosts": []}\n',
+}
 
 
 @pytest.fixture
 def served(backend, shared_tree):
     """The backend, serving a new release of version 6 (with a few dot-files in it)."""
-    shared_tree.serve(6, extra=HIDDEN)
+    shared_tree.serve(6, extra={**HIDDEN, **INTERNAL})
     return backend
 
 
@@ -102,7 +116,19 @@ def test_a_directory_is_404_and_never_listed(served, path):
     assert b"PSHB06" not in response.content
 
 
-@pytest.mark.parametrize("path", ["/.secret", "/ibm/.hidden", "/.pum/state.json", "/%2esecret"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/.secret",
+        "/ibm/.hidden",
+        "/.pum/state.json",
+        "/%2esecret",
+        "/.pum/tuf/.keys",
+        "/.pum/client/other.pyz",
+        "/.pum/tuf/",
+        "/.pum/client/",
+    ],
+)
 def test_dot_files_are_404(served, path):
     response = httpx.get(f"{served.url}{path}")
     assert response.status_code == 404
@@ -114,6 +140,13 @@ def test_the_release_manifest_is_the_one_visible_dot_file(served):
     assert response.status_code == 200
     assert response.json()["files"]["test.cvd"]["size"] == len(CVD6)
     assert response.headers["last-modified"] and response.headers["etag"]
+
+
+@pytest.mark.parametrize("path", sorted(INTERNAL))
+def test_the_release_internal_files_are_served(served, path):
+    response = httpx.get(f"{served.url}/{path}")
+    assert response.status_code == 200
+    assert response.content == INTERNAL[path]
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import json
 
 from pum.config import Config
 from pum.serve.metrics import BYTES, STATUS_INDEX, Board, render_metrics
-from pum.serve.status import render_html
+from pum.serve.status_page import render_html
 from pum.status import collect_status
 
 from .releases import ReleaseTree

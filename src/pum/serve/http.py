@@ -16,6 +16,10 @@ from urllib.parse import unquote_to_bytes
 MAX_HEAD = 16 * 1024
 SERVER_NAME = "PUM"
 MANIFEST = ".pum/manifest.json"
+# The release-internal files clients and sub-PUMs fetch: the manifest, TUF metadata, the proscanup
+# build and the fleet document. Every other dot-path is 404 on all three servers.
+RELEASE_INTERNAL = frozenset({MANIFEST, ".pum/fleet.json", ".pum/client/proscanup.pyz"})
+TUF_DIR = ".pum/tuf/"
 
 REASONS = {
     200: "OK",
@@ -106,7 +110,7 @@ def parse_request_head(head: bytes) -> Request:
     return Request(method, target, version, headers, line, keep_alive, body_length)
 
 
-def request_path(target: str, visible: frozenset[str] = frozenset({MANIFEST})) -> str | None:
+def request_path(target: str, visible: frozenset[str] = RELEASE_INTERNAL) -> str | None:
     """The release-relative path a request target names, or None when it names nothing servable.
 
     The query string is ignored (freshclam and curl may add one). The target is percent-decoded exactly
@@ -138,7 +142,7 @@ def request_path(target: str, visible: frozenset[str] = frozenset({MANIFEST})) -
         return "/".join(segment for segment in target.split("/") if segment)
     segments = [segment for segment in target.split("/") if segment and segment != "."]
     path = "/".join(segments)
-    if ".." in segments or (is_hidden(path) and path not in visible):
+    if ".." in segments or (is_hidden(path) and path not in visible and not is_release_internal(path)):
         return None
     return path
 
@@ -146,6 +150,14 @@ def request_path(target: str, visible: frozenset[str] = frozenset({MANIFEST})) -
 def is_hidden(path: str) -> bool:
     """True for a release-relative path with a segment starting with a dot."""
     return path.startswith(".") or "/." in path
+
+
+def is_release_internal(path: str) -> bool:
+    """True for the dot-paths served to clients: `RELEASE_INTERNAL` and the files under `.pum/tuf/`
+    (none of them hidden in turn)."""
+    if path in RELEASE_INTERNAL:
+        return True
+    return path.startswith(TUF_DIR) and len(path) > len(TUF_DIR) and not is_hidden(path[len(TUF_DIR) :])
 
 
 def content_type(path: str) -> str:

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from pum.serve.status import StatusProvider, iso_to_epoch
+from pum.serve.status_page import StatusProvider, iso_to_epoch
 
 STATUSES = (200, 206, 304, 400, 404, 405, 408, 416, 431, 500, 503, 505)
 STATUS_INDEX = {status: index for index, status in enumerate(STATUSES)}

@@ -25,7 +25,6 @@ from pathlib import Path
 from pum.errors import PumError
 from pum.serve.accesslog import AccessLog, combined_line
 from pum.serve.http import (
-    MANIFEST,
     MAX_HEAD,
     BadRequest,
     Request,
@@ -34,6 +33,7 @@ from pum.serve.http import (
     head_parts,
     http_date,
     is_hidden,
+    is_release_internal,
     parse_request_head,
     request_path,
     resource,
@@ -42,7 +42,7 @@ from pum.serve.http import (
 )
 from pum.serve.metrics import BYTES, CONTENT_TYPE_LATEST, OTHER, STATUS_INDEX, Board, render_metrics
 from pum.serve.sendfile import FileSender
-from pum.serve.status import StatusProvider, render_html
+from pum.serve.status_page import StatusProvider, render_html
 
 SMALL_FILE = 64 * 1024  # files up to this size are answered from memory
 PREFIX = 4096  # of larger files, this much is kept: freshclam's version check reads bytes 0-511
@@ -57,7 +57,7 @@ STATUS_PAGES = {".pum/status", "pum/status"}
 STATUS_JSON = ".pum/status.json"
 METRICS = "metrics"
 PAGES = STATUS_PAGES | {STATUS_JSON, METRICS}
-VISIBLE = frozenset({MANIFEST, ".pum/status", STATUS_JSON})
+VISIBLE = frozenset({".pum/status", STATUS_JSON})
 
 
 @dataclass(slots=True)
@@ -169,7 +169,7 @@ class Site:
         if not real.startswith(root + "/"):
             return None
         inside = real[len(root) + 1 :]
-        if is_hidden(inside) and inside != MANIFEST:
+        if is_hidden(inside) and not is_release_internal(inside):
             return None
         wanted = st.st_size if st.st_size <= SMALL_FILE else PREFIX
         try:

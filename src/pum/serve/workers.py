@@ -25,7 +25,7 @@ from pum.errors import ConfigError, PumError
 from pum.serve.accesslog import AccessLog
 from pum.serve.metrics import Board
 from pum.serve.server import STOP_GRACE, Site, serve_socket
-from pum.serve.status import StatusProvider, default_status_provider
+from pum.serve.status_page import StatusProvider, default_status_provider
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
