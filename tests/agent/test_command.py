@@ -1,0 +1,83 @@
+"""External commands under CommandTimeout: the deadline holds whatever the output, the output stays bounded,
+and everything the command started is stopped, a `setsid` grandchild too."""
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from pum.agent import command
+from pum.agent.command import KEPT_TAIL, SHOWN_HEAD, run_command
+
+
+def script(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "command.sh"
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped (`ps` on the pid, as the code under test does)."""
+    listing = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], stdout=subprocess.PIPE).stdout
+    return bool(listing.strip()) and not listing.strip().startswith(b"Z")
+
+
+def wait_for_file(path: Path) -> str:
+    for _ in range(100):
+        if path.exists() and path.read_text().strip():
+            return path.read_text().strip()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never written")
+
+
+def test_exec_yes_is_killed_at_the_time_limit_with_bounded_output(tmp_path):
+    shown = []
+    finished = run_command([str(script(tmp_path, "exec yes\n"))], timeout=1, show=shown.append)
+    assert finished.timed_out and finished.returncode is None
+    assert sum(len(line) + 1 for line in shown) <= SHOWN_HEAD + KEPT_TAIL + 200
+    assert finished.omitted > 0
+    assert any("bytes of output not shown" in line for line in shown)
+    assert finished.output[-1] in ("y", "")
+
+
+def test_output_without_newlines_is_shown_in_bounded_pieces(tmp_path):
+    shown = []
+    body = "head -c 3000000 /dev/zero | tr '\\0' x\n"
+    finished = run_command([str(script(tmp_path, body))], timeout=60, show=shown.append)
+    assert finished.returncode == 0
+    assert max(len(line) for line in shown) <= command.LINE_MAX
+    assert sum(len(line) for line in shown) <= SHOWN_HEAD + KEPT_TAIL + 200  # and one line saying so
+
+
+def test_short_output_is_shown_whole_and_in_order(tmp_path):
+    shown = []
+    finished = run_command(
+        [str(script(tmp_path, "echo one\necho two >&2\nprintf three\nexit 4\n"))],
+        timeout=60,
+        show=shown.append,
+    )
+    assert (finished.returncode, finished.timed_out, finished.omitted) == (4, False, 0)
+    assert shown == ["one", "two", "three"]
+
+
+def test_a_setsid_grandchild_is_stopped_at_the_time_limit(tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    body = f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 300' &\nexec sleep 300\n"
+    finished = run_command([str(script(tmp_path, body))], timeout=1, show=lambda line: None)
+    assert finished.timed_out
+    pid = int(wait_for_file(pidfile))
+    assert os.getsid(0) != 0  # sanity: sessions exist here
+    assert not alive(pid)
+
+
+def test_a_daemon_left_by_a_command_that_exits_is_not_stopped(tmp_path):
+    pidfile = tmp_path / "daemon.pid"
+    body = f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 300' </dev/null >/dev/null 2>&1 &\nexit 0\n"
+    finished = run_command([str(script(tmp_path, body))], timeout=60, show=lambda line: None)
+    assert finished.returncode == 0
+    pid = int(wait_for_file(pidfile))
+    try:
+        assert alive(pid)
+    finally:
+        os.kill(pid, 9)
