@@ -80,6 +80,8 @@ class Config:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     access_log: Path = Path("/var/log/pum-access.log")
+    max_cdiffs: int = 300
+    initial_cdiffs: int = 100
 
     @property
     def proxy_url(self) -> str | None:
@@ -283,6 +285,8 @@ KEYS: dict[str, tuple] = {
     "tls_cert": (_text, True),
     "tls_key": (_text, True),
     "access_log": (_text, True),
+    "max_cdiffs": (_int_at_least(1), False),
+    "initial_cdiffs": (_int_at_least(0), False),
 }
 
 _KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")

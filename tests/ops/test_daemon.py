@@ -89,13 +89,14 @@ def test_sigterm_in_mid_cycle_abandons_the_run_and_keeps_the_served_release(
     docroot = conf.parent / "www" / "pum"
     before = (os.readlink(docroot), sorted(p.name for p in docroot.iterdir()))
     upstream_tree.publish(6)
-    upstream.fault("test.cvd", slow=60, skip=1)  # the header probe passes, the download hangs
+    # the CVD comes first, then the patches from the newest down: the last one hangs
+    upstream.fault("test-4.cdiff", slow=60)
     process, said = start_daemon(conf, "--interval", "3600", "--jitter", "0")
     try:
         wait_for(
-            lambda: any(r.path == "/test-6.cdiff.sign" for r in upstream.requests), "a download", process
+            lambda: any(r.path == "/test-5.cdiff.sign" for r in upstream.requests), "a download", process
         )
-        time.sleep(0.3)  # into the hanging test.cvd download
+        time.sleep(0.3)  # into the hanging test-4.cdiff download
     finally:
         code = stop(process)
     assert code == 0, said.read_text()
@@ -105,12 +106,12 @@ def test_sigterm_in_mid_cycle_abandons_the_run_and_keeps_the_served_release(
     assert not (conf.parent / "data" / "staging").exists()
     assert lock_is_free(conf)
     assert "stopped by SIGTERM" in (conf.parent / "log" / "pum.log").read_text()
-    # the next run finishes the job without fetching the patches again
+    # the next run finishes the job without fetching again what it had
     upstream.faults.clear()
     upstream.clear()
     assert pum("--config", conf, "run").code == 0
     assert version_served(conf) == 6
-    assert not any(p.endswith(".cdiff") for p in upstream.paths())
+    assert [p for p in upstream.paths() if p.endswith(".cdiff")] == ["/test-4.cdiff"]
 
 
 def test_a_failed_cycle_is_logged_and_the_next_cycle_runs(upstream_tree, upstream, pum_conf):

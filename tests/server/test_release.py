@@ -48,9 +48,10 @@ def test_sigkill_in_mid_download_leaves_the_served_tree_as_it_was(upstream_tree,
     before_target = os.readlink(docroot)
     before_files = sorted(p.name for p in docroot.iterdir())
     upstream_tree.publish(6)
-    upstream.fault("test.cvd", slow=30, skip=1)  # the header probe passes, the download hangs
+    # the CVD comes first, then the patches from the newest down: the last one hangs
+    upstream.fault("test-4.cdiff", slow=30)
     process = start_run(conf)
-    wait_until(lambda: any(r.path == "/test-6.cdiff.sign" for r in upstream.requests))
+    wait_until(lambda: any(r.path == "/test-5.cdiff.sign" for r in upstream.requests))
     time.sleep(0.3)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -61,8 +62,9 @@ def test_sigkill_in_mid_download_leaves_the_served_tree_as_it_was(upstream_tree,
     upstream.clear()
     assert pum("--config", conf, "run").code == 0
     assert version_served(conf) == 6
-    # the CDIFFs fetched before the kill were kept, not fetched again
-    assert not any(p.endswith(".cdiff") for p in upstream.paths())
+    # what was fetched before the kill was kept, not fetched again
+    assert [p for p in upstream.paths() if p.endswith(".cdiff")] == ["/test-4.cdiff"]
+    assert not [r for r in upstream.requests if r.path == "/test.cvd" and not r.headers.get("Range")]
 
 
 def test_a_second_run_while_one_holds_the_lock_exits_at_once(upstream_tree, upstream, pum_conf, pum):

@@ -24,7 +24,9 @@ def cvd_version(path: Path) -> int:
     return int(path.read_bytes()[:512].decode().split(":")[2])
 
 
-def test_first_run_from_empty_releases_the_verified_cvd(upstream_tree, upstream, pum_conf, pum):
+def test_first_run_from_empty_releases_the_verified_cvd_and_the_patch_history(
+    upstream_tree, upstream, pum_conf, pum
+):
     upstream_tree.publish(3)
     conf = pum_conf()
     result = pum("--config", conf, "run")
@@ -35,7 +37,68 @@ def test_first_run_from_empty_releases_the_verified_cvd(upstream_tree, upstream,
     assert (docroot / "test-3.cvd.sign").exists()
     assert (docroot / "dns.txt").read_text().strip() == (upstream_tree.root / "dns.txt").read_text().strip()
     files = manifest(conf)["files"]
-    assert set(files) == {"test.cvd", "test-3.cvd.sign", "dns.txt"}
+    # the patches upstream still has, so that clients already behind need not fetch the whole CVD
+    assert set(files) == {
+        "test.cvd", "test-3.cvd.sign", "dns.txt",
+        "test-2.cdiff", "test-2.cdiff.sign", "test-3.cdiff", "test-3.cdiff.sign",
+    }  # fmt: skip
+
+
+def test_first_run_history_stops_at_initial_cdiffs_and_at_a_gap(upstream_tree, upstream, pum_conf, pum):
+    upstream_tree.publish(6)
+    conf = pum_conf(initial_cdiffs=2)
+    assert pum("--config", conf, "run").code == 0
+    assert {name for name in manifest(conf)["files"] if name.endswith(".cdiff")} == {
+        "test-5.cdiff",
+        "test-6.cdiff",
+    }
+    assert "patches fetched down to 5 (initial_cdiffs=2)" in (conf.parent / "log" / "pum.log").read_text()
+
+    (upstream_tree.root / "test-4.cdiff").unlink()
+    fresh = pum_conf("fresh")
+    upstream.clear()
+    assert pum("--config", fresh, "run").code == 0
+    assert {name for name in manifest(fresh)["files"] if name.endswith(".cdiff")} == {
+        "test-5.cdiff",
+        "test-6.cdiff",
+    }
+    # nothing below the gap is even asked for
+    assert not [r for r in upstream.requests if r.path in ("/test-3.cdiff", "/test-2.cdiff")]
+
+
+def test_a_forged_version_jump_costs_one_refused_download_not_a_request_per_number(
+    upstream_tree, upstream, pum_conf, pum
+):
+    upstream_tree.publish(3)
+    conf = pum_conf()
+    assert pum("--config", conf, "run").code == 0
+    # a forged 512-byte header (the version `test` is learnt from) claims a far newer version
+    cvd = upstream_tree.root / "test.cvd"
+    data = cvd.read_bytes()
+    fields = data[:512].split(b":")
+    fields[2] = b"1000000000"
+    header = b":".join(fields)
+    cvd.write_bytes(header.rstrip(b" ")[:512].ljust(512, b" ") + data[512:])
+    upstream.clear()
+    result = pum("--config", conf, "run")
+    assert result.code == ExitStatus.VERIFY, result
+    assert "test.cvd" in result.err and "refused" in result.err
+    assert len(upstream.requests) < 10
+    assert cvd_version(served(conf) / "test.cvd") == 3
+
+
+def test_a_client_far_behind_gets_at_most_max_cdiffs_patches(upstream_tree, upstream, pum_conf, pum):
+    conf = pum_conf(max_cdiffs=2, initial_cdiffs=0)
+    upstream_tree.publish(1)
+    assert pum("--config", conf, "run").code == 0
+    upstream_tree.publish(6)
+    upstream.clear()
+    assert pum("--config", conf, "run").code == 0
+    assert sorted(r.path for r in upstream.requests if r.path.endswith(".cdiff")) == [
+        "/test-5.cdiff",
+        "/test-6.cdiff",
+    ]
+    assert "patches fetched down to 5 (max_cdiffs=2)" in (conf.parent / "log" / "pum.log").read_text()
 
 
 def test_cvd_mtime_is_its_header_build_time(upstream_tree, upstream, pum_conf, pum):
@@ -102,7 +165,7 @@ def test_unchanged_files_are_hard_links_into_the_previous_release(upstream_tree,
     assert pum("--config", conf, "run").code == 0
     second = served(conf).resolve()
     assert first != second
-    assert not (first / "test-2.cdiff").exists()  # a first run fetches no history
+    assert os.path.samefile(first / "test-2.cdiff", second / "test-2.cdiff")
     upstream_tree.publish(4)
     assert pum("--config", conf, "run").code == 0
     third = served(conf).resolve()

@@ -132,19 +132,15 @@ def served_version(release_dir: Path | None, db: str) -> int | None:
 
 
 def fetch_database(ctx: SyncContext, transport: Transport, db: str, old: int | None, current: int) -> None:
+    """The new CVD first, then its patches from the newest down. The CVD's own signed header confirms the
+    version before any patch is asked for, so a forged version record (daily=1000000000) costs one refused
+    download, not a request per missing number."""
+    fetch_cvd(ctx, transport, db, current)
+    fetch_cdiffs(ctx, transport, db, old, current)
+
+
+def fetch_cvd(ctx: SyncContext, transport: Transport, db: str, current: int) -> None:
     staging = ctx.staging
-    if old is not None:
-        for number in range(old + 1, current + 1):
-            name = f"{db}-{number}.cdiff"
-            if staging.has(name):
-                continue
-            fetched = download_kept(ctx, transport, name)
-            if fetched is None:
-                ctx.log.line(f"{name}: not on update server; clients will download the whole {db}.cvd")
-                continue
-            verified(fetched, lambda data, n=number: verify_cdiff(data, expected_version=n))
-            _stage(ctx, name, fetched)
-            _fetch_optional_sign(ctx, transport, f"{name}.sign")
     name = f"{db}.cvd"
     # kept under its version: a CVD left by a failed run is reused only for the same version
     fetched = download_kept(ctx, transport, name, kept_as=f"{db}-{current}.cvd")
@@ -168,6 +164,37 @@ def fetch_database(ctx: SyncContext, transport: Transport, db: str, old: int | N
         if match and match["db"] == db and int(match["n"]) != current:
             staging.remove(relpath)
     _fetch_optional_sign(ctx, transport, f"{db}-{current}.cvd.sign")
+
+
+def fetch_cdiffs(ctx: SyncContext, transport: Transport, db: str, old: int | None, current: int) -> None:
+    """Patches `current` down to `old + 1`, at most `max_cdiffs`. A first run (nothing served: a new PUM,
+    or data_dir reset) fetches history too, at most `initial_cdiffs` and only what `retention_period`
+    keeps, so that clients already behind get patches instead of the whole CVD. The walk stops at the
+    first patch upstream lacks: freshclam walks patches one by one, so none below a gap is ever used."""
+    config, staging = ctx.config, ctx.staging
+    limit = config.max_cdiffs if old is not None else config.initial_cdiffs
+    lowest = max((old or 0) + 1, current - limit + 1, 1)
+    oldest_kept = time.time() - config.retention_period * 86400
+    for number in range(current, lowest - 1, -1):
+        name = f"{db}-{number}.cdiff"
+        if staging.has(name):
+            continue
+        fetched = download_kept(ctx, transport, name)
+        if fetched is None:
+            if old is not None:
+                ctx.log.line(f"{name}: not on update server; clients below it download the whole {db}.cvd")
+            return
+        verified(fetched, lambda data, n=number: verify_cdiff(data, expected_version=n))
+        _stage(ctx, name, fetched)
+        _fetch_optional_sign(ctx, transport, f"{name}.sign")
+        if old is None and staging.records[name].mtime < oldest_kept:
+            return  # older patches are past retention_period too
+    if lowest > (old or 0) + 1:
+        what = "max_cdiffs" if old is not None else "initial_cdiffs"
+        ctx.log.line(
+            f"{db}: patches fetched down to {lowest} ({what}={limit}); clients further behind download "
+            f"the whole {db}.cvd"
+        )
 
 
 def _fetch_optional_sign(ctx: SyncContext, transport: Transport, name: str) -> None:
