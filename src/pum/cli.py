@@ -11,7 +11,7 @@ import click
 
 from pum import __version__
 from pum.config import Config, load_config
-from pum.errors import ExitStatus, PumError, StoreError
+from pum.errors import ExitStatus, PumError
 
 
 class Context:
@@ -98,17 +98,11 @@ def config_check(ctx: Context) -> None:
 @pass_context
 def rollback(ctx: Context) -> None:
     """Serve the previous release again and hold publishing (a suspect VDF)."""
-    from pum.lock import RunLock
-    from pum.store import Store
+    from pum.cycle import rollback_cycle
 
-    store = Store(ctx.config)
-    with RunLock(ctx.config.data_dir / "pum.lock"):
-        previous = store.previous_serial()
-        if previous is None:
-            raise StoreError(f"no earlier release to roll back to in {store.releases}")
-        store.switch_to(previous)
-        store.hold(f"rolled back to release {previous}")
-    click.echo(f"serving release {previous}; publishing is held until 'pum unhold'")
+    with ctx.run_log() as log:
+        serial = rollback_cycle(ctx.config, log)
+    click.echo(f"serving release {serial}; publishing is held until 'pum unhold'")
 
 
 @cli.command()
@@ -137,23 +131,12 @@ def unhold(ctx: Context) -> None:
 @pass_context
 def verify(ctx: Context, no_signatures: bool) -> None:
     """Re-check every served file against the release manifest and its signature."""
-    from pum.errors import VerifyError
-    from pum.store import Store
-    from pum.verify import verify_release
+    from pum.verify import verify_served
 
-    store = Store(ctx.config)
-    manifest = store.current_manifest()
-    current = store.current_dir()
-    if manifest is None or current is None:
-        raise StoreError(f"nothing is served at {ctx.config.docroot} yet: run 'pum run' first")
-    report = verify_release(current, manifest, signatures=not no_signatures)
+    report = verify_served(ctx.config, signatures=not no_signatures)
     for problem in report.problems:
         click.echo(problem)
-    if not report.ok:
-        raise VerifyError(
-            f"release {manifest.serial}: {len(report.problems)} problem(s) in {report.checked} files"
-        )
-    click.echo(f"release {manifest.serial}: {report.checked} files OK")
+    click.echo(report.outcome())
 
 
 @cli.command("import")

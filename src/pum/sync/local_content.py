@@ -269,7 +269,8 @@ class LocalContentSource:
         for item in replaced:
             ctx.log.line(f"local content replaces {item.path} (md5 {item.old_md5} -> {item.md5})")
         added = sum(1 for o in self.outcomes if o.outcome == "added")
-        ctx.log.line(f"local content: {len(content.entries)} files ({added} added, {len(replaced)} replaced)")
+        files = f"{len(content.entries)} file{'' if len(content.entries) == 1 else 's'}"
+        ctx.log.line(f"local content: {files} ({added} added, {len(replaced)} replaced)")
         if self.content is None:
             # In a run a stale list is logged, not fatal: the VDF must still go out. `pum import` refuses.
             for problem in list_problems(ctx.staging, content):
