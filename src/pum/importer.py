@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from pum.clock import utc_stamp
 from pum.config import Config
 from pum.cycle import Build, run_cycle
 from pum.errors import StoreError, VerifyError
@@ -27,17 +28,9 @@ from pum.formats import FormatError
 from pum.formats.productlist import reserved_path_problem, safe_relative_path
 from pum.runlog import RunLog
 from pum.store import Staging
+from pum.store.local_area import LocalArea, LocalContent, LocalEntry
 from pum.sync import SyncContext
-from pum.sync.local_content import (
-    LocalArea,
-    LocalContent,
-    LocalContentSource,
-    LocalEntry,
-    list_problems,
-    now_iso,
-    parent_dirs,
-    stale_upstream_lists,
-)
+from pum.sync.local_content import LocalContentSource, list_problems, parent_dirs, stale_upstream_lists
 
 ARCHIVE_KINDS = ".zip, .tar.gz/.tgz or a directory"
 
@@ -267,7 +260,7 @@ def import_content(config: Config, source: Path, dest: str | None, log: RunLog) 
                         f"{source}: member {member.name!r} clashes with the local file {clash!r} (a path "
                         f"cannot be a file and a directory); 'pum import --remove {clash}' first"
                     )
-            stamp = now_iso()
+            stamp = utc_stamp()
             for member in members:
                 entry = _extract(source, member, tree / member.path, stamp)
                 old = previous.entries.get(member.path)
