@@ -11,11 +11,11 @@ import click
 
 from pum import __version__
 from pum.config import Config, load_config
-from pum.errors import ExitStatus, PumError, StoreError
+from pum.errors import ExitStatus, PumError
 
 
 class Context:
-    def __init__(self, config_path: str | None, verbose: bool) -> None:
+    def __init__(self, config_path: str | None = None, verbose: bool = False) -> None:
         self.config_path = config_path
         self.verbose = verbose
         self._config: Config | None = None
@@ -41,20 +41,59 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--config",
-    "config_path",
-    metavar="PATH",
-    help="pum.conf (default: $PUM_CONFIG, /opt/proscan/pum/pum.conf, /etc/pum/pum.conf)",
+# what each exit status means, for `pum --help` (the troubleshooting guide says what to do)
+EXIT_STATUS_MEANING = {
+    ExitStatus.OK: "done; also nothing new, or publishing held",
+    ExitStatus.ERROR: "another error",
+    ExitStatus.CONFIG: "pum.conf or the command line is wrong",
+    ExitStatus.LOCK_HELD: "another run holds the lock; this one did nothing",
+    ExitStatus.UPSTREAM: "upstream, the proxy or DNS could not be reached or refused",
+    ExitStatus.VERIFY: "a file received (or served) is wrong; nothing published",
+    ExitStatus.STORE: "the release store on disk (path, permission, space)",
+    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C, SIGINT)",
+}
+EXIT_STATUSES_HELP = "\b\nExit statuses:\n" + "\n".join(
+    f"  {status.value:>3}  {status.name:<11}  {EXIT_STATUS_MEANING[status]}" for status in ExitStatus
 )
-@click.option("-v", "--verbose", is_flag=True, help="Show the run log on the terminal too.")
-@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+
+
+def _set_config(click_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        click_ctx.ensure_object(Context).config_path = value
+
+
+def _set_verbose(click_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        click_ctx.ensure_object(Context).verbose = True
+
+
+def _global_options() -> list[click.Parameter]:
+    """--config, -v and --debug, accepted after the subcommand too (`pum run -v`, `pum status --config X`)."""
+    return [
+        click.Option(
+            ["--config", "config_path"],
+            metavar="PATH",
+            expose_value=False,
+            callback=_set_config,
+            help="pum.conf (default: $PUM_CONFIG, /opt/proscan/pum/pum.conf, /etc/pum/pum.conf)",
+        ),
+        click.Option(
+            ["-v", "--verbose"],
+            is_flag=True,
+            expose_value=False,
+            callback=_set_verbose,
+            help="Show the run log on the terminal too.",
+        ),
+        click.Option(["--debug"], is_flag=True, expose_value=False, help="Show a traceback on errors."),
+    ]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_STATUSES_HELP)
 @click.version_option(__version__, prog_name="pum")
 @click.pass_context
-def cli(click_ctx: click.Context, config_path: str | None, verbose: bool, debug: bool) -> None:
+def cli(click_ctx: click.Context) -> None:
     """PUM: the local update server for ClamAV-based scanner fleets."""
-    click_ctx.obj = Context(config_path, verbose)
+    click_ctx.ensure_object(Context)  # made by an option's callback when one came first
 
 
 @cli.command()
@@ -98,17 +137,11 @@ def config_check(ctx: Context) -> None:
 @pass_context
 def rollback(ctx: Context) -> None:
     """Serve the previous release again and hold publishing (a suspect VDF)."""
-    from pum.lock import RunLock
-    from pum.store import Store
+    from pum.cycle import rollback_cycle
 
-    store = Store(ctx.config)
-    with RunLock(ctx.config.data_dir / "pum.lock"):
-        previous = store.previous_serial()
-        if previous is None:
-            raise StoreError(f"no earlier release to roll back to in {store.releases}")
-        store.switch_to(previous)
-        store.hold(f"rolled back to release {previous}")
-    click.echo(f"serving release {previous}; publishing is held until 'pum unhold'")
+    with ctx.run_log() as log:
+        serial = rollback_cycle(ctx.config, log)
+    click.echo(f"serving release {serial}; publishing is held until 'pum unhold'")
 
 
 @cli.command()
@@ -137,23 +170,12 @@ def unhold(ctx: Context) -> None:
 @pass_context
 def verify(ctx: Context, no_signatures: bool) -> None:
     """Re-check every served file against the release manifest and its signature."""
-    from pum.errors import VerifyError
-    from pum.store import Store
-    from pum.verify import verify_release
+    from pum.verify import verify_served
 
-    store = Store(ctx.config)
-    manifest = store.current_manifest()
-    current = store.current_dir()
-    if manifest is None or current is None:
-        raise StoreError(f"nothing is served at {ctx.config.docroot} yet: run 'pum run' first")
-    report = verify_release(current, manifest, signatures=not no_signatures)
+    report = verify_served(ctx.config, signatures=not no_signatures)
     for problem in report.problems:
         click.echo(problem)
-    if not report.ok:
-        raise VerifyError(
-            f"release {manifest.serial}: {len(report.problems)} problem(s) in {report.checked} files"
-        )
-    click.echo(f"release {manifest.serial}: {report.checked} files OK")
+    click.echo(report.outcome())
 
 
 @cli.command()
@@ -316,6 +338,18 @@ def demo(directory: Path | None, keep: bool) -> None:
     from pum.demo import run_demo
 
     run_demo(directory, keep=keep, say=click.echo)
+
+
+def _accept_global_options(group: click.Group) -> None:
+    group.params[:0] = _global_options()
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _accept_global_options(command)
+        else:
+            command.params += _global_options()
+
+
+_accept_global_options(cli)
 
 
 def main(argv: list[str] | None = None) -> int:

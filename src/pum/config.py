@@ -5,8 +5,10 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from pum import __version__
 from pum.errors import ConfigError
@@ -46,79 +48,6 @@ class Nameserver:
     port: int = 53
 
 
-@dataclass(frozen=True)
-class Config:
-    path: Path | None = None
-    mode: str = "server"
-    logfile: Path = Path("/var/log/pum/pum.log")
-    log_rotate: bool = True
-    log_generation: int = 5
-    update_servers: tuple[Server, ...] = (Server("database.clamav.net"),)
-    update_protocol: str = "https"
-    proxy_host: str | None = None
-    proxy_port: int = 3128
-    proxy_user: str | None = None
-    proxy_passwd: str | None = field(default=None, repr=False)
-    dns_resolve: bool = True
-    retention_period: int = 30
-    docroot: Path = Path("/var/www/pum")
-    data_dir: Path = Path("/var/lib/pum")
-    databases: tuple[str, ...] = ("main", "daily", "bytecode")
-    dns_record: str = "current.cvd.clamav.net"
-    nameservers: tuple[Nameserver, ...] = ()
-    ca_bundle: Path | None = None
-    user_agent: str = f"PUM/{__version__}"
-    connect_timeout: float = 30.0
-    read_timeout: float = 60.0
-    retries: int = 3
-    keep_releases: int = 3
-    validate_command: str | None = None
-    products: tuple[str, ...] = ()
-    product_servers: tuple[Server, ...] = ()
-    listen: str = "127.0.0.1:8080"
-    workers: int = 1
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    access_log: Path = Path("/var/log/pum-access.log")
-    max_cdiffs: int = 300
-    initial_cdiffs: int = 100
-
-    @property
-    def proxy_url(self) -> str | None:
-        """The proxy URL with credentials; never log it (see `proxy_display`)."""
-        if not self.proxy_host:
-            return None
-        from urllib.parse import quote
-
-        auth = ""
-        if self.proxy_user:
-            auth = quote(self.proxy_user, safe="") + ":" + quote(self.proxy_passwd or "", safe="") + "@"
-        return f"http://{auth}{self.proxy_host}:{self.proxy_port}"
-
-    @property
-    def proxy_display(self) -> str | None:
-        if not self.proxy_host:
-            return None
-        user = f"{self.proxy_user}:***@" if self.proxy_user else ""
-        return f"http://{user}{self.proxy_host}:{self.proxy_port}"
-
-    @property
-    def sources_of_products(self) -> tuple[Server, ...]:
-        return self.product_servers or self.update_servers
-
-    @property
-    def releases_dir(self) -> Path:
-        return self.data_dir / "releases"
-
-    @property
-    def state_dir(self) -> Path:
-        return self.data_dir / "state"
-
-
-def default_listen() -> str:
-    return "0.0.0.0:80" if os.geteuid() == 0 else "127.0.0.1:8080"
-
-
 # -- value parsers: each takes the raw text and returns the value or raises ValueError(reason) --
 
 
@@ -131,7 +60,7 @@ def parse_yes_no(text: str) -> bool:
     raise ValueError(f"expected yes or no, got {text!r}")
 
 
-def _int_at_least(minimum: int):
+def _int_at_least(minimum: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -161,7 +90,7 @@ def parse_seconds(text: str) -> float:
     return value
 
 
-def _choice(*choices: str):
+def _choice(*choices: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text.lower() not in choices:
             raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
@@ -252,42 +181,96 @@ def _text(text: str) -> str:
     return text
 
 
-# key -> (attribute, parser, is a path); the order is the order `pum install` documents them in
-KEYS: dict[str, tuple] = {
-    "mode": (_choice("server", "mirror"), False),
-    "logfile": (_text, True),
-    "log_rotate": (parse_yes_no, False),
-    "log_generation": (_int_at_least(1), False),
-    "update_servers": (parse_servers, False),
-    "update_protocol": (_choice("http", "https"), False),
-    "proxy_host": (_text, False),
-    "proxy_port": (_port, False),
-    "proxy_user": (_text, False),
-    "proxy_passwd": (_text, False),
-    "dns_resolve": (parse_yes_no, False),
-    "retention_period": (_int_at_least(0), False),
-    "docroot": (_text, True),
-    "data_dir": (_text, True),
-    "databases": (_databases, False),
-    "dns_record": (_text, False),
-    "nameservers": (_nameservers, False),
-    "ca_bundle": (_text, True),
-    "user_agent": (_text, False),
-    "connect_timeout": (parse_seconds, False),
-    "read_timeout": (parse_seconds, False),
-    "retries": (_int_at_least(0), False),
-    "keep_releases": (_int_at_least(1), False),
-    "validate_command": (_text, False),
-    "products": (_product_lists, False),
-    "product_servers": (parse_servers, False),
-    "listen": (_listen, False),
-    "workers": (_int_at_least(1), False),
-    "tls_cert": (_text, True),
-    "tls_key": (_text, True),
-    "access_log": (_text, True),
-    "max_cdiffs": (_int_at_least(1), False),
-    "initial_cdiffs": (_int_at_least(0), False),
-}
+@dataclass(frozen=True)
+class Key:
+    """How one pum.conf key is read: its parser (text -> value, or ValueError(reason)) and whether the
+    value is a path (relative paths are relative to pum.conf)."""
+
+    parse: Callable[[str], Any]
+    is_path: bool
+
+
+def _key(default: Any, parse: Callable[[str], Any], *, path: bool = False, secret: bool = False) -> Any:
+    return field(default=default, repr=not secret, metadata={"key": Key(parse, path)})
+
+
+@dataclass(frozen=True)
+class Config:
+    """pum.conf: every key is a field below, with its default and its parser (the one declaration)."""
+
+    path: Path | None = None  # the pum.conf it was read from; not a key
+    mode: str = _key("server", _choice("server", "mirror"))
+    logfile: Path = _key(Path("/var/log/pum/pum.log"), _text, path=True)
+    log_rotate: bool = _key(True, parse_yes_no)
+    log_generation: int = _key(5, _int_at_least(1))
+    update_servers: tuple[Server, ...] = _key((Server("database.clamav.net"),), parse_servers)
+    update_protocol: str = _key("https", _choice("http", "https"))
+    proxy_host: str | None = _key(None, _text)
+    proxy_port: int = _key(3128, _port)
+    proxy_user: str | None = _key(None, _text)
+    proxy_passwd: str | None = _key(None, _text, secret=True)
+    dns_resolve: bool = _key(True, parse_yes_no)
+    retention_period: int = _key(30, _int_at_least(0))
+    docroot: Path = _key(Path("/var/www/pum"), _text, path=True)
+    data_dir: Path = _key(Path("/var/lib/pum"), _text, path=True)
+    databases: tuple[str, ...] = _key(("main", "daily", "bytecode"), _databases)
+    dns_record: str = _key("current.cvd.clamav.net", _text)
+    nameservers: tuple[Nameserver, ...] = _key((), _nameservers)
+    ca_bundle: Path | None = _key(None, _text, path=True)
+    user_agent: str = _key(f"PUM/{__version__}", _text)
+    connect_timeout: float = _key(30.0, parse_seconds)
+    read_timeout: float = _key(60.0, parse_seconds)
+    retries: int = _key(3, _int_at_least(0))
+    keep_releases: int = _key(3, _int_at_least(1))
+    validate_command: str | None = _key(None, _text)
+    products: tuple[str, ...] = _key((), _product_lists)
+    product_servers: tuple[Server, ...] = _key((), parse_servers)
+    listen: str = _key("127.0.0.1:8080", _listen)
+    workers: int = _key(1, _int_at_least(1))
+    tls_cert: Path | None = _key(None, _text, path=True)
+    tls_key: Path | None = _key(None, _text, path=True)
+    access_log: Path = _key(Path("/var/log/pum-access.log"), _text, path=True)
+    max_cdiffs: int = _key(300, _int_at_least(1))
+    initial_cdiffs: int = _key(100, _int_at_least(0))
+
+    @property
+    def proxy_url(self) -> str | None:
+        """The proxy URL with credentials; never log it (see `proxy_display`)."""
+        if not self.proxy_host:
+            return None
+        from urllib.parse import quote
+
+        auth = ""
+        if self.proxy_user:
+            auth = quote(self.proxy_user, safe="") + ":" + quote(self.proxy_passwd or "", safe="") + "@"
+        return f"http://{auth}{self.proxy_host}:{self.proxy_port}"
+
+    @property
+    def proxy_display(self) -> str | None:
+        if not self.proxy_host:
+            return None
+        user = f"{self.proxy_user}:***@" if self.proxy_user else ""
+        return f"http://{user}{self.proxy_host}:{self.proxy_port}"
+
+    @property
+    def sources_of_products(self) -> tuple[Server, ...]:
+        return self.product_servers or self.update_servers
+
+    @property
+    def releases_dir(self) -> Path:
+        return self.data_dir / "releases"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.data_dir / "state"
+
+
+def default_listen() -> str:
+    return "0.0.0.0:80" if os.geteuid() == 0 else "127.0.0.1:8080"
+
+
+# every pum.conf key, in the order `pum install` documents them: the fields of Config that have a parser
+KEYS: dict[str, Key] = {item.name: item.metadata["key"] for item in fields(Config) if "key" in item.metadata}
 
 _KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 
@@ -296,7 +279,7 @@ def parse_config(text: str, path: Path | None = None, shown_as: str | None = Non
     """Build a Config from pum.conf text; every error names `file:line` (the file as the user named it)."""
     where = shown_as or (str(path) if path else "pum.conf")
     base_dir = path.parent if path else Path.cwd()
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     seen: dict[str, int] = {}
     for number, raw_line in enumerate(text.splitlines(), start=1):
         line = raw_line.strip()
@@ -319,17 +302,16 @@ def parse_config(text: str, path: Path | None = None, shown_as: str | None = Non
             raise ConfigError(f"{where}:{number}: no blanks allowed around '=' (write name=value)")
         if raw_value == "":
             continue
-        parser, is_path = KEYS[key]
         try:
-            value = parser(raw_value)
+            value: Any = KEYS[key].parse(raw_value)
         except ValueError as error:
             shown = "***" if key == "proxy_passwd" else raw_value
             raise ConfigError(f"{where}:{number}: bad value for {key} ({shown!r}): {error}") from None
-        if is_path:
+        if KEYS[key].is_path:
             value = (base_dir / value) if not Path(value).is_absolute() else Path(value)
         values[key] = value
     values.setdefault("listen", default_listen())
-    config = Config(path=path, **values)  # type: ignore[arg-type]
+    config = Config(path=path, **values)
     _check_combinations(config, where, seen)
     return config
 

@@ -4,7 +4,8 @@ For containers and service managers that keep one process running instead of a t
 cycle is logged and the next one comes at its time. SIGTERM (or SIGINT) while waiting stops at once;
 during a cycle it aborts the cycle the way a killed `pum run` is safe to abort (the staged tree is
 dropped, the served release stays, the lock is released, finished downloads are kept for next time),
-except inside the store's publish, switch and prune, which are let finish first.
+except inside the store's publish, switch and prune (the store's critical section), which are let finish
+first.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pum.config import Config
 from pum.errors import ConfigError, PumError
 from pum.run import run_once
 from pum.runlog import RunLog
-from pum.store import Store
+from pum.store import CRITICAL
 
 DEFAULT_INTERVAL = 3600.0
 DEFAULT_JITTER = 300.0
@@ -38,13 +39,6 @@ class Stopped(BaseException):
 
 def _say_on_stderr(text: str) -> None:
     print(f"pum daemon: {text}", file=sys.stderr, flush=True)
-
-
-# The store's operations that must not be cut in the middle: a rename into releases/ with the docroot
-# switch right after it, and pruning. Each takes milliseconds.
-_UNINTERRUPTIBLE = frozenset(
-    function.__code__ for function in (Store.publish, Store._switch_docroot, Store.switch_to, Store.prune)
-)
 
 
 class _StopSignal:
@@ -70,27 +64,19 @@ class _StopSignal:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.name = signal.Signals(signum).name
         self.requested.set()
-        self._stop_cycle(frame)
+        self._stop_cycle()
 
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
-        self._stop_cycle(frame)
+        self._stop_cycle()
 
-    def _stop_cycle(self, frame: FrameType | None) -> None:
+    def _stop_cycle(self) -> None:
         if not self.in_cycle or self._raised:
             return
-        if _inside(frame, _UNINTERRUPTIBLE):
+        if CRITICAL.active:  # publish, switch or prune: milliseconds; look again right after
             signal.setitimer(signal.ITIMER_REAL, _RECHECK)
             return
         self._raised = True
         raise Stopped(self.name)
-
-
-def _inside(frame: FrameType | None, codes: frozenset) -> bool:
-    while frame is not None:
-        if frame.f_code in codes:
-            return True
-        frame = frame.f_back
-    return False
 
 
 def run_daemon(

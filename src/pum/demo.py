@@ -27,12 +27,16 @@ from contextlib import ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from pum.config import Config, load_config
 from pum.errors import PumError
 from pum.formats.cvd import CVD_HEADER_SIZE, parse_cvd_header
 from pum.runlog import RunLog
+
+if TYPE_CHECKING:
+    from pum.cycle import CycleOutcome
 
 DB = "test"
 FIRST_VERSION = 3
@@ -203,7 +207,7 @@ def write_pum_conf(directory: Path, comment: str, **keys: object) -> Path:
     return path
 
 
-def run_cycle(config: Config):
+def run_pum(config: Config) -> CycleOutcome:
     from pum.run import run_once
 
     with RunLog(config.logfile, rotate=config.log_rotate, generations=config.log_generation) as log:
@@ -364,7 +368,7 @@ def _demo(base: Path, say: Say) -> None:
         main = load_config(main_conf)
 
         def first_run() -> str:
-            outcome = run_cycle(main)
+            outcome = run_pum(main)
             return (
                 f"pum run: release {outcome.published} serves {DB}.cvd version {served_version(main)} "
                 f"({outcome.requests} requests, {outcome.bytes_received} bytes)"
@@ -396,7 +400,7 @@ def _demo(base: Path, say: Say) -> None:
         def update() -> str:
             publish_upstream(upstream_dir, LAST_VERSION)
             before = _release_files(main)
-            outcome = run_cycle(main)
+            outcome = run_pum(main)
             after = _release_files(main)
             fetched = [p for p in after if after[p] != before.get(p) and p.endswith((".cvd", ".cdiff"))]
             return (
@@ -408,7 +412,7 @@ def _demo(base: Path, say: Say) -> None:
         steps.run("main PUM", update)
 
         def again() -> str:
-            outcome = run_cycle(main)
+            outcome = run_pum(main)
             if outcome.published is not None:
                 raise DemoFailed(f"a run with nothing new published release {outcome.published}")
             return f"pum run again: nothing new, no release ({outcome.requests} requests)"
@@ -427,7 +431,7 @@ def _demo(base: Path, say: Say) -> None:
             sub = load_config(sub_conf)
 
             def mirror() -> str:
-                outcome = run_cycle(sub)
+                outcome = run_pum(sub)
                 return (
                     f"mirror of {main_url}: release {outcome.published} serves version "
                     f"{served_version(sub)}, {len(_release_files(sub))} files ({outcome.requests} requests)"
@@ -483,17 +487,15 @@ def _release_files(config: Config) -> dict[str, str]:
 
 
 def _verify(config: Config) -> str:
-    from pum.store import Store
-    from pum.verify import verify_release
+    from pum.verify import verify_served
 
-    store = Store(config)
-    manifest, current = store.current_manifest(), store.current_dir()
-    if manifest is None or current is None:
-        raise DemoFailed(f"nothing is served at {config.docroot}")
-    report = verify_release(current, manifest)
+    try:
+        report = verify_served(config)
+    except PumError as error:
+        raise DemoFailed(str(error)) from None
     if not report.ok:
         raise DemoFailed("; ".join(report.problems[:3]))
     return (
-        f"release {manifest.serial} of the {config.docroot.parent.name} PUM: {report.checked} files match "
+        f"release {report.serial} of the {config.docroot.parent.name} PUM: {report.checked} files match "
         "the manifest and their signatures"
     )

@@ -16,29 +16,21 @@ import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from pum.clock import utc_stamp
 from pum.config import Config
-from pum.errors import PumError, StoreError, VerifyError
+from pum.cycle import Build, run_cycle
+from pum.errors import StoreError, VerifyError
 from pum.formats import FormatError
 from pum.formats.productlist import reserved_path_problem, safe_relative_path
-from pum.lock import RunLock
 from pum.runlog import RunLog
-from pum.store import Staging, Store
+from pum.store import Staging
+from pum.store.local_area import LocalArea, LocalContent, LocalEntry
 from pum.sync import SyncContext
-from pum.sync.local_content import (
-    LocalArea,
-    LocalContent,
-    LocalContentSource,
-    LocalEntry,
-    list_problems,
-    now_iso,
-    parent_dirs,
-    stale_upstream_lists,
-)
+from pum.sync.local_content import LocalContentSource, list_problems, parent_dirs, stale_upstream_lists
 
 ARCHIVE_KINDS = ".zip, .tar.gz/.tgz or a directory"
 
@@ -268,7 +260,7 @@ def import_content(config: Config, source: Path, dest: str | None, log: RunLog) 
                         f"{source}: member {member.name!r} clashes with the local file {clash!r} (a path "
                         f"cannot be a file and a directory); 'pum import --remove {clash}' first"
                     )
-            stamp = now_iso()
+            stamp = utc_stamp()
             for member in members:
                 entry = _extract(source, member, tree / member.path, stamp)
                 old = previous.entries.get(member.path)
@@ -321,6 +313,56 @@ def list_content(config: Config) -> str:
 # -- one build: lock, staging from the served release, local content over it, publish, commit -----------
 
 
+class _ImportBuild(Build):
+    """The release of `pum import` / `--remove`: the served release with the next local content laid over
+    it; the area's index is switched only once that release is published."""
+
+    content = "content"
+    refuse_when_held = True
+
+    def __init__(
+        self,
+        config: Config,
+        title: str,
+        imported: set[str],
+        removed: set[str],
+        fill: Callable[[Path, LocalContent], dict[str, LocalEntry]],
+        where: Path,
+    ) -> None:
+        self.title = title
+        self.area = LocalArea(config)
+        self.imported, self.removed, self.fill_tree, self.where = imported, removed, fill, where
+        self.previous: LocalContent | None = None
+        self.next: LocalContent | None = None
+        self.lines: list[str] = []
+
+    def fill(self, ctx: SyncContext) -> None:
+        previous = self.previous = self.area.load()
+        tree = self.area.new_tree(previous, self.imported | self.removed)
+        self.next = LocalContent(tree, {})
+        content = self.next = LocalContent(tree, self.fill_tree(tree, previous))
+        _start_from_current_without(ctx.staging, self.removed, previous)
+        source = LocalContentSource(content)
+        source.sync(ctx)
+        problems = list_problems(ctx.staging, content)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise VerifyError(f"{self.where}: {problems[0]}{more}; nothing imported, nothing published")
+        self.lines += _report(source, self.imported, self.removed, previous)
+        replaced = [o.path for o in source.outcomes if o.outcome == "replaced"]
+        self.lines += [f"warning: {w}" for w in stale_upstream_lists(ctx.staging, content, replaced)]
+        for line in self.lines:
+            ctx.log.line(line)
+
+    def failed(self) -> None:
+        if self.next is not None and self.previous is not None:
+            self.area.discard(self.next, self.previous)
+
+    def published(self, ctx: SyncContext, serial: int | None) -> None:
+        assert self.next is not None and self.previous is not None  # fill() ran
+        self.area.commit(self.next, self.previous)
+
+
 def _build(
     config: Config,
     log: RunLog,
@@ -330,63 +372,14 @@ def _build(
     fill: Callable[[Path, LocalContent], dict[str, LocalEntry]],
     where: Path,
 ) -> ImportOutcome:
-    from pum.run import publish_staged
-
-    store = Store(config)
-    area = LocalArea(config)
-    outcome = ImportOutcome()
-    with RunLock(config.data_dir / "pum.lock"):
-        log.start(config.path, config.mode)
-        log.line(what)
-        try:
-            held = store.held()
-            if held:
-                raise StoreError(f"publishing is held: {held}; 'pum unhold' first, then import again")
-            with _staging(store) as staging:
-                previous = area.load()
-                tree = area.new_tree(previous, imported | removed)
-                content = LocalContent(tree, {})
-                try:
-                    content = LocalContent(tree, fill(tree, previous))
-                    _start_from_current_without(staging, removed, previous)
-                    source = LocalContentSource(content)
-                    source.sync(SyncContext(config, log, store, staging))
-                    problems = list_problems(staging, content)
-                    if problems:
-                        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-                        raise VerifyError(
-                            f"{where}: {problems[0]}{more}; nothing imported, nothing published"
-                        )
-                    outcome.lines += _report(source, imported, removed, previous)
-                    replaced = [o.path for o in source.outcomes if o.outcome == "replaced"]
-                    outcome.lines += [
-                        f"warning: {w}" for w in stale_upstream_lists(staging, content, replaced)
-                    ]
-                    for line in outcome.lines:
-                        log.line(line)
-                    outcome.published = publish_staged(config, store, staging, log, "local content")
-                except BaseException:
-                    area.discard(content, previous)
-                    raise
-                area.commit(content, previous)
-        except PumError as error:
-            log.error(str(error))
-            log.line("the last good release stays served")
-            raise
-    outcome.lines.append(
-        f"release {outcome.published} published"
-        if outcome.published
+    build = _ImportBuild(config, what, imported, removed, fill, where)
+    published = run_cycle(config, log, build).published
+    last = (
+        f"release {published} published"
+        if published
         else "no new release: the served one already holds this content"
     )
-    return outcome
-
-
-@contextmanager
-def _staging(store: Store) -> Iterator[Staging]:
-    try:
-        yield store.begin()  # refuses a served release changed behind PUM's back
-    finally:
-        shutil.rmtree(store.staging_root, ignore_errors=True)
+    return ImportOutcome(lines=[*build.lines, last], published=published)
 
 
 def _start_from_current_without(staging: Staging, removed: set[str], previous: LocalContent) -> None:

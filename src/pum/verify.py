@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pum.config import Config
+from pum.errors import StoreError, VerifyError
 from pum.formats import FormatError
 from pum.formats.manifest import Manifest
-from pum.store import foreign_files, sha256_file
+from pum.store import Store, foreign_files, sha256_file
 from pum.sync.fetch import check_signature
 
 
@@ -15,10 +17,30 @@ from pum.sync.fetch import check_signature
 class VerifyReport:
     checked: int = 0
     problems: list[str] = field(default_factory=list)
+    serial: int | None = None
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def outcome(self) -> str:
+        """One line when every file is right; VerifyError naming the count otherwise."""
+        if self.problems:
+            problems = len(self.problems)
+            raise VerifyError(f"release {self.serial}: {problems} problem(s) in {self.checked} files")
+        return f"release {self.serial}: {self.checked} files OK"
+
+
+def verify_served(config: Config, signatures: bool = True) -> VerifyReport:
+    """`pum verify`: the served release against its manifest and signatures."""
+    store = Store(config)
+    manifest = store.current_manifest()
+    current = store.current_dir()
+    if manifest is None or current is None:
+        raise StoreError(f"nothing is served at {config.docroot} yet: run 'pum run' first")
+    report = verify_release(current, manifest, signatures=signatures)
+    report.serial = manifest.serial
+    return report
 
 
 def verify_release(release_dir: Path, manifest: Manifest, signatures: bool = True) -> VerifyReport:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -146,24 +145,36 @@ def test_a_bad_interval_is_a_config_error(pum_conf, pum):
     assert "--interval must be more than 0 seconds" in result.err
 
 
-def test_a_stop_inside_the_store_switch_waits_for_it_then_stops_the_cycle(monkeypatch):
+def test_a_stop_inside_the_store_switch_waits_for_it_then_stops_the_cycle():
     from pum import daemon
-    from pum.store import Store
+    from pum.store import CRITICAL
 
-    assert Store.publish.__code__ in daemon._UNINTERRUPTIBLE
     stop = daemon._StopSignal()
     stop.install()
     try:
         stop.in_cycle, stop.name = True, "SIGTERM"
 
         def switch_like() -> str:
-            stop._stop_cycle(sys._getframe())  # SIGTERM arrives here: not raised inside
-            return "switched"
+            with CRITICAL.entered():
+                stop._stop_cycle()  # SIGTERM arrives here: not raised inside
+                return "switched"
 
-        monkeypatch.setattr(daemon, "_UNINTERRUPTIBLE", frozenset({switch_like.__code__}))
         assert switch_like() == "switched"
         with pytest.raises(daemon.Stopped):
             for _ in range(500):  # the re-check (SIGALRM) stops the cycle once outside
                 time.sleep(0.01)
     finally:
         stop.restore()
+
+
+def test_the_store_publish_switch_and_prune_are_its_critical_section(tmp_path, monkeypatch):
+    from pum.config import parse_config
+    from pum.store import CRITICAL, Store
+
+    store = Store(parse_config(f"data_dir={tmp_path}/data\ndocroot={tmp_path}/www\n", tmp_path / "pum.conf"))
+    seen = []
+    monkeypatch.setattr("pum.store.releases._fsync_dir", lambda path: seen.append(CRITICAL.active))
+    staging = store.begin()
+    staging.write_bytes("a.txt", b"a")
+    store.publish(staging)
+    assert seen and all(seen) and not CRITICAL.active

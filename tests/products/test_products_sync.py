@@ -69,6 +69,7 @@ def test_changed_file_is_the_only_one_downloaded(product_tree, upstream, product
     assert downloaded == {f"/{POWER_LIST}", f"/{MODULE}"}
     assert (served(conf) / MODULE).read_text() == "#!/bin/sh\necho proscand 2\n"
     assert (served(conf) / LIBRARY).samefile(first / LIBRARY)  # unchanged: a hard link, not a copy
+    assert "release new products (release 2)" in run_log(conf)  # no VDF file changed
 
 
 def test_file_no_longer_listed_leaves_the_release(product_tree, products_conf, pum):

@@ -1,9 +1,11 @@
-"""Everything PUM keeps on disk: the releases it serves (`releases`), one writer each.
+"""Everything PUM keeps on disk, one writer each: the releases it serves (`releases`) and the state
+documents beside them (`state`).
 
 `from pum.store import Store` is the interface; the modules below say how.
 """
 
 from pum.store.releases import (
+    CRITICAL,
     LAYOUT_GENERATION,
     MANIFEST_PATH,
     Staging,
@@ -13,8 +15,11 @@ from pum.store.releases import (
     md5_file,
     sha256_file,
 )
+from pum.store.state import LastRun
 
 __all__ = [
+    "CRITICAL",
+    "LastRun",
     "LAYOUT_GENERATION",
     "MANIFEST_PATH",
     "Staging",

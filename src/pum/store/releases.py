@@ -5,20 +5,22 @@ Only this module writes under `releases/` and switches the served path (`docroot
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import json
 import os
 import shutil
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from stat import S_ISREG
+from typing import Any
 
+from pum.clock import utc_stamp
 from pum.config import Config
 from pum.errors import StoreError
 from pum.formats import FormatError
 from pum.formats.manifest import FileRecord, Manifest, parse_manifest
+from pum.store.state import LAST_RUN, LastRun, Report, read_document, write_document
 
 LAYOUT_GENERATION = 1
 MANIFEST_PATH = ".pum/manifest.json"
@@ -38,8 +40,27 @@ def md5_file(path: Path) -> str:
         return hashlib.file_digest(stream, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
 
 
-def _now_iso() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+class CriticalSection:
+    """Set while the store does what must not be cut in the middle: a rename into releases/ with the docroot
+    switch right after it, and pruning (milliseconds each). `pum daemon` lets a stop land only outside."""
+
+    def __init__(self) -> None:
+        self._depth = 0
+
+    @property
+    def active(self) -> bool:
+        return self._depth > 0
+
+    @contextmanager
+    def entered(self) -> Iterator[None]:
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+
+
+CRITICAL = CriticalSection()
 
 
 class Store:
@@ -147,10 +168,14 @@ class Store:
 
     def publish(self, staging: Staging) -> int:
         """Make the staged tree release N+1 and serve it: one rename(2) of the docroot symlink."""
+        with CRITICAL.entered():
+            return self._publish(staging)
+
+    def _publish(self, staging: Staging) -> int:
         serial = max(self.serials(), default=0) + 1
         manifest = Manifest(
             serial=serial,
-            created=_now_iso(),
+            created=utc_stamp(),
             files=dict(sorted(staging.records.items())),
             generation=LAYOUT_GENERATION,
             source=staging.source,
@@ -188,6 +213,10 @@ class Store:
         return None
 
     def _switch_docroot(self, target: Path) -> None:
+        with CRITICAL.entered():
+            self._switch_docroot_to(target)
+
+    def _switch_docroot_to(self, target: Path) -> None:
         docroot = self.docroot
         docroot.parent.mkdir(parents=True, exist_ok=True)
         if docroot.is_dir() and not docroot.is_symlink():
@@ -211,9 +240,21 @@ class Store:
         serials = self.serials()
         keep = set(serials[-self.config.keep_releases :]) | {current_serial}
         dropped = [s for s in serials if s not in keep]
-        for serial in dropped:
-            shutil.rmtree(self.releases / str(serial))
+        with CRITICAL.entered():
+            for serial in dropped:
+                shutil.rmtree(self.releases / str(serial))
         return dropped
+
+    def rollback(self) -> int:
+        """Serve the release before the served one again and hold publishing, so that the next run does
+        not publish the suspect content again. Returns the serial now served. Call under the run lock."""
+        previous = self.previous_serial()
+        if previous is None:
+            raise StoreError(f"no earlier release to roll back to in {self.releases}")
+        with CRITICAL.entered():
+            self.switch_to(previous)
+            self.hold(f"rolled back to release {previous}")
+        return previous
 
     def previous_serial(self) -> int | None:
         current = self.current_dir()
@@ -228,17 +269,18 @@ class Store:
 
     # -- state documents ------------------------------------------------------------------------
 
-    def write_state(self, name: str, document: dict) -> None:
-        self.state.mkdir(parents=True, exist_ok=True)
-        tmp = self.state / f".{name}.tmp"
-        tmp.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, self.state / name)
+    def write_state(self, name: str, document: Mapping[str, Any]) -> None:
+        write_document(self.state / name, document)
 
-    def read_state(self, name: str) -> dict | None:
-        try:
-            return json.loads((self.state / name).read_text())
-        except (FileNotFoundError, ValueError):
-            return None
+    def read_state(self, name: str, report: Report | None = None) -> dict[str, Any] | None:
+        """A state document as JSON; a damaged one is reported, moved aside and read as absent."""
+        return read_document(self.state / name, dict, report)
+
+    def last_run(self, report: Report | None = None) -> LastRun | None:
+        return read_document(self.state / LAST_RUN, LastRun.from_json, report)
+
+    def write_last_run(self, last_run: LastRun) -> None:
+        write_document(self.state / LAST_RUN, last_run.to_json())
 
 
 class Staging:
@@ -314,10 +356,13 @@ class Staging:
     def paths(self) -> Iterator[str]:
         return iter(sorted(self.records))
 
-    def differs_from_current(self) -> bool:
+    def changed_paths(self) -> set[str]:
+        """Paths added, removed or changed against the served release; every path on a first build (and
+        the manifest's, so that an empty first release is still published)."""
         if self.current is None:
-            return True
-        return dict(self.current.files) != self.records
+            return {*self.records, MANIFEST_PATH}
+        current = self.current.files
+        return {p for p in {*current, *self.records} if current.get(p) != self.records.get(p)}
 
     def _target(self, relpath: str) -> Path:
         target = self.dir / relpath

@@ -23,9 +23,9 @@ from pum.formats import FormatError
 from pum.formats.productlist import ListEntry, parse_product_list, reserved_path_problem
 from pum.net.transport import Fetched, Transport, http_date
 from pum.store import Staging, md5_file
+from pum.store.local_area import LocalArea
 from pum.sync import SyncContext
 from pum.sync.fetch import discard, download_kept
-from pum.sync.local_content import LocalArea
 
 PRODUCTS_RECORD = ".pum/products.json"
 LIST_LIMIT = 4 << 20

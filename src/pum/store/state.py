@@ -1,0 +1,147 @@
+"""The state documents under `<data_dir>/state/` (`last_run.json`, `cooldown.json`, `mirror.json`): small
+frozen types with their JSON, written atomically, read back checked.
+
+A state file is a record, not a release: a damaged one (a crash mid-write on a filesystem that lies, a hand
+edit, a value no run writes) is reported, moved aside as `<name>.corrupt` and read as absent. It never stops
+a run or `pum status`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+LAST_RUN = "last_run.json"
+COOL_DOWNS = "cooldown.json"
+MIRROR_STATE = "mirror.json"
+
+Report = Callable[[str], None]
+T = TypeVar("T")
+
+
+class DamagedState(ValueError):
+    """A state document that is not what PUM writes."""
+
+
+def write_document(path: Path, document: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(document, indent=1, sort_keys=True, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def read_document(path: Path, parse: Callable[[dict[str, Any]], T], report: Report | None = None) -> T | None:
+    """The document at `path` through `parse` (which raises ValueError/TypeError/KeyError on anything it does
+    not expect); None when absent. A damaged one is reported, moved aside and read as absent."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        return _damaged(path, str(error), report)
+    try:
+        document = json.loads(text, parse_constant=_no_constant)
+        if not isinstance(document, dict):
+            raise DamagedState("not a JSON object")
+        return parse(document)
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        return _damaged(path, str(error), report)
+
+
+def _no_constant(name: str) -> float:
+    raise DamagedState(f"{name} is not a value PUM writes")
+
+
+def _damaged(path: Path, reason: str, report: Report | None) -> None:
+    aside = path.with_name(f"{path.name}.corrupt")
+    try:
+        os.replace(path, aside)
+        reset = f"moved to {aside.name} and reset"
+    except OSError as error:
+        reset = f"cannot be moved aside ({error.strerror}); ignored"
+    if report is not None:
+        report(f"state file {path} is damaged ({reason}): {reset}")
+    return None
+
+
+def _string(value: object, name: str, optional: bool = False) -> Any:
+    if (value is None and optional) or isinstance(value, str):
+        return value
+    raise DamagedState(f"{name}: expected text, got {value!r}")
+
+
+def _count(value: object, name: str, optional: bool = False) -> Any:
+    if (value is None and optional) or (
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    ):
+        return value
+    raise DamagedState(f"{name}: expected a whole number, got {value!r}")
+
+
+def _seconds(value: object, name: str) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    raise DamagedState(f"{name}: expected seconds, got {value!r}")
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """`last_run.json`: how the last cycle ended (`pum status` and the status page show it)."""
+
+    result: str  # "ok" or "error"
+    started: str
+    finished: str
+    error: str | None
+    upstream: str | None
+    serial: int | None
+    requests: int | None = None
+    bytes: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        document = asdict(self)
+        if self.result != "ok":  # a failed run counts no traffic: the document keeps its old shape
+            del document["requests"], document["bytes"]
+        return document
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> LastRun:
+        if document.get("result") not in ("ok", "error"):
+            raise DamagedState(f"result: expected ok or error, got {document.get('result')!r}")
+        return cls(
+            result=document["result"],
+            started=_string(document["started"], "started"),
+            finished=_string(document["finished"], "finished"),
+            error=_string(document.get("error"), "error", optional=True),
+            upstream=_string(document.get("upstream"), "upstream", optional=True),
+            serial=_count(document.get("serial"), "serial", optional=True),
+            requests=_count(document.get("requests"), "requests", optional=True),
+            bytes=_count(document.get("bytes"), "bytes", optional=True),
+        )
+
+
+@dataclass(frozen=True)
+class CoolDown:
+    """One server that told us to go away (403, 429), until when and why."""
+
+    until: float  # seconds since the epoch
+    reason: str
+
+
+def cool_downs_from_json(document: dict[str, Any]) -> dict[str, CoolDown]:
+    found = {}
+    for server, entry in document.items():
+        if not isinstance(entry, dict):
+            raise DamagedState(f"{server}: expected an object, got {entry!r}")
+        found[_string(server, "server")] = CoolDown(
+            until=_seconds(entry["until"], f"{server}.until"), reason=_string(entry["reason"], "reason")
+        )
+    return found
+
+
+def cool_downs_to_json(entries: Mapping[str, CoolDown]) -> dict[str, Any]:
+    return {server: asdict(entry) for server, entry in sorted(entries.items())}
