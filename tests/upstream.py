@@ -15,9 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-TESTDATA = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "clamav"
-if not TESTDATA.is_dir():
-    TESTDATA = Path(__file__).resolve().parents[1] / "src" / "pum" / "testdata"
+# the real signed ClamAV test databases shipped with PUM (see its README.md): a fresh clone has them
+TESTDATA = Path(__file__).resolve().parents[1] / "src" / "pum" / "testdata"
 
 
 @dataclass
