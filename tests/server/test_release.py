@@ -50,8 +50,7 @@ def test_sigkill_in_mid_download_leaves_the_served_tree_as_it_was(upstream_tree,
     upstream_tree.publish(6)
     upstream.fault("test.cvd", slow=30, skip=1)  # the header probe passes, the download hangs
     process = start_run(conf)
-    wait_until(lambda: any(r.path == "/test-6.cdiff.sign" for r in upstream.requests))
-    time.sleep(0.3)
+    upstream.wait_for_start("test.cvd", faulted=True)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert os.readlink(docroot) == before_target
