@@ -81,11 +81,41 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0) -> 
 def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
     if process.poll() is None:
         process.send_signal(sig)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        wait_or_kill(process)
+
+
+def wait_or_kill(process: subprocess.Popen, timeout: float = 10) -> None:
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class Reaper:
+    """Programs whose own clean exit takes seconds (Squid waits at least one second after SIGINT, then
+    stops its helpers): signalled as their test ends, waited for once at the end of the session, so the
+    suite does not sit through each exit."""
+
+    def __init__(self) -> None:
+        self._stopping: list[tuple[subprocess.Popen, Callable[[], None]]] = []
+
+    def stop(self, process: subprocess.Popen, sig: int, then: Callable[[], None] = lambda: None) -> None:
+        if process.poll() is None:
+            process.send_signal(sig)
+        self._stopping.append((process, then))
+
+    def wait_all(self) -> None:
+        for process, then in self._stopping:
+            wait_or_kill(process)
+            then()
+
+
+@pytest.fixture(scope="session")
+def reaper() -> Iterator[Reaper]:
+    reaper = Reaper()
+    yield reaper
+    reaper.wait_all()
 
 
 @pytest.fixture(autouse=True)
@@ -262,7 +292,7 @@ def _wait_for_dns(address: str, port: int, name: str, process: subprocess.Popen)
 
 
 @pytest.fixture
-def squid() -> Iterator[Callable[..., int]]:
+def squid(reaper: Reaper) -> Iterator[Callable[..., int]]:
     """Real Squid on a loopback port with basic auth (user pum / password from the argument)."""
     binary = require_program("squid")
     htpasswd = require_program("htpasswd")
@@ -311,8 +341,7 @@ http_access deny all
 
     yield start
     for process, workdir in processes:
-        stop_process(process, signal.SIGINT)
-        shutil.rmtree(workdir, ignore_errors=True)
+        reaper.stop(process, signal.SIGINT, then=lambda workdir=workdir: shutil.rmtree(workdir, True))
 
 
 def run_freshclam(
