@@ -74,7 +74,7 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0) -> 
             with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
-            time.sleep(0.05)
+            time.sleep(0.01)
     raise RuntimeError(f"nothing listens on {host}:{port} after {timeout}s")
 
 
