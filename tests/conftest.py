@@ -93,9 +93,9 @@ def wait_or_kill(process: subprocess.Popen, timeout: float = 10) -> None:
 
 
 class Reaper:
-    """Programs whose own clean exit takes seconds (Squid waits at least one second after SIGINT, then
-    stops its helpers): signalled as their test ends, waited for once at the end of the session, so the
-    suite does not sit through each exit."""
+    """Servers whose clean exit takes a while (Squid waits at least one second after SIGINT, then stops
+    its helpers; nginx and Apache let their workers finish): signalled as their test ends, waited for
+    once at the end of the session, so the suite does not sit through each exit."""
 
     def __init__(self) -> None:
         self._stopping: list[tuple[subprocess.Popen, Callable[[], None]]] = []

@@ -61,6 +61,7 @@ def world_readable_dir(prefix: str) -> Path:
 
 class Backend:
     name = ""
+    stop_signal = signal.SIGTERM
 
     def __init__(self, tree: ReleaseTree, workdir: Path) -> None:
         self.tree = tree
@@ -100,7 +101,7 @@ class Backend:
 
     def stop(self) -> None:
         if self.process is not None:
-            stop_process(self.process)
+            stop_process(self.process, self.stop_signal)
 
     def __repr__(self) -> str:
         return self.name
@@ -168,6 +169,7 @@ def _unprivileged_user() -> tuple[str, str]:
 
 class Nginx(Backend):
     name = "nginx"
+    stop_signal = signal.SIGQUIT  # graceful: lets its worker finish, like a real reload or stop
 
     def start(self) -> Nginx:
         binary = require_program("nginx")
@@ -196,10 +198,6 @@ http {{
 """)
         self._start([binary, "-c", str(conf), "-p", f"{self.workdir}/"])
         return self
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process, signal.SIGQUIT)
 
 
 class Apache(Backend):
