@@ -132,6 +132,7 @@ class PumServe(Backend):
         **overrides: object,
     ) -> None:
         super().__init__(tree, workdir)
+        self.workers = workers
         if tls is not None:
             self.url = f"https://127.0.0.1:{self.port}"
         self.config = {
@@ -149,6 +150,13 @@ class PumServe(Backend):
 
     def start(self) -> PumServe:
         self._start([sys.executable, "-c", _LAUNCH, json.dumps(self.config)])
+        # the port listens before the workers are forked: a test about workers needs them all there
+        deadline = time.monotonic() + 20
+        while self.workers > 1 and len(self.worker_pids()) < self.workers:
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"pum serve did not fork its {self.workers} workers")
+            time.sleep(0.01)
         return self
 
     def worker_pids(self) -> list[int]:
