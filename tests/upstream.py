@@ -141,9 +141,11 @@ class Upstream:
             )
 
         with self._began:
-            if not self._began.wait_for(lambda: begun() is not None, timeout):
-                raise AssertionError(f"no request for {path} began within {timeout:g} s")
-            return begun()  # type: ignore[return-value]
+            self._began.wait_for(lambda: begun() is not None, timeout)
+            started = begun()
+        if started is None:
+            raise AssertionError(f"no request for {path} began within {timeout:g} s")
+        return started
 
     def paths(self) -> list[str]:
         return [r.path for r in self.requests]
