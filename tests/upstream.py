@@ -15,15 +15,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-TESTDATA = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "clamav"
-if not TESTDATA.is_dir():
-    TESTDATA = Path(__file__).resolve().parents[1] / "src" / "pum" / "testdata"
+# the real signed ClamAV test databases shipped with PUM (see its README.md): a fresh clone has them
+TESTDATA = Path(__file__).resolve().parents[1] / "src" / "pum" / "testdata"
+
+# serve_forever's default poll of 0.5 s is what `stop()` waits for: a short one makes stopping immediate
+POLL_INTERVAL = 0.01
 
 
 @dataclass
 class Fault:
     """status: answer this instead; truncate: send only this many body bytes then close;
-    slow: seconds to sleep before the body (or, with slow_after, after that many body bytes);
+    slow: seconds to hold the body back (or, with slow_after, the rest after that many body bytes), or
+    until `released` is set (`Upstream.stop()` sets it: a held answer never outlives its server);
     times: how many requests it applies to (None = always); skip: how many requests pass untouched first."""
 
     status: int | None = None
@@ -33,6 +36,7 @@ class Fault:
     slow_after: int = 0
     times: int | None = None
     skip: int = 0
+    released: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -44,12 +48,25 @@ class Request:
     body_bytes: int
 
 
+@dataclass
+class Started:
+    """A request the upstream has begun to answer; `fault` is the fault applied to it, if any."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    fault: Fault | None
+
+
 class Upstream:
     def __init__(self, root: Path, tls: ssl.SSLContext | None = None) -> None:
         self.root = root
         self.requests: list[Request] = []
+        self.started: list[Started] = []
         self.faults: dict[str, Fault] = {}
+        self._registered: list[Fault] = []
         self._lock = threading.Lock()
+        self._began = threading.Condition(self._lock)
         upstream = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -80,7 +97,9 @@ class Upstream:
         if tls is not None:
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, daemon=True
+        )
 
     @property
     def address(self) -> str:
@@ -96,13 +115,37 @@ class Upstream:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        for fault in self._registered:
+            fault.released.set()
 
-    def fault(self, relpath: str, **kwargs: object) -> None:
-        self.faults["/" + relpath.lstrip("/")] = Fault(**kwargs)  # type: ignore[arg-type]
+    def fault(self, relpath: str, **kwargs: object) -> Fault:
+        fault = Fault(**kwargs)  # type: ignore[arg-type]
+        self.faults["/" + relpath.lstrip("/")] = fault
+        self._registered.append(fault)
+        return fault
 
     def clear(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.started.clear()
+
+    def wait_for_start(self, path: str, *, faulted: bool = False, timeout: float = 30.0) -> Started:
+        """The first request for `path` the upstream has begun to answer (with `faulted`: the first one a
+        fault applies to, e.g. a download now held back), waiting for it; a test waits on this instead of
+        sleeping into a download."""
+        path = "/" + path.lstrip("/")
+
+        def begun() -> Started | None:
+            return next(
+                (s for s in self.started if s.path == path and (s.fault is not None or not faulted)), None
+            )
+
+        with self._began:
+            self._began.wait_for(lambda: begun() is not None, timeout)
+            started = begun()
+        if started is None:
+            raise AssertionError(f"no request for {path} began within {timeout:g} s")
+        return started
 
     def paths(self) -> list[str]:
         return [r.path for r in self.requests]
@@ -120,6 +163,9 @@ class Upstream:
                 fault = None
             else:
                 fault.times -= 1
+        with self._began:
+            self.started.append(Started(handler.command, path, dict(handler.headers), fault))
+            self._began.notify_all()
         if fault is not None and fault.status is not None:
             body = f"fault {fault.status}\n".encode()
             handler.send_response(fault.status)
@@ -195,7 +241,7 @@ class Upstream:
             if fault.slow_after:
                 handler.wfile.write(data[: fault.slow_after])
                 handler.wfile.flush()
-            time.sleep(fault.slow)
+            fault.released.wait(fault.slow)
             if fault.slow_after:
                 sent = len(data[: fault.slow_after])
                 try:

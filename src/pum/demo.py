@@ -114,8 +114,12 @@ class StaticServer:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port: int = self.server.server_address[1]
+        # serve_forever's default 0.5 s poll is how long __exit__ would wait for the loop to notice
         self._thread = threading.Thread(
-            target=self.server.serve_forever, name="pum-demo-upstream", daemon=True
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name="pum-demo-upstream",
+            daemon=True,
         )
 
     @property

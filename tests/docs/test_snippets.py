@@ -6,7 +6,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from conftest import free_port, require_program, running_pum_serve, write_config
 from guide_text import CONFIG_KINDS, LANGUAGES, Snippet, code_messages, snippets
 from upstream import TESTDATA, ClamavTree, Upstream
 
+from pum.cli import main as pum_main
 from pum.config import parse_config
 
 
@@ -79,10 +79,9 @@ def pum_serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         port = free_port()
         conf = write_config(base / "pum", update_servers=upstream.address, listen=f"127.0.0.1:{port}")
-        run = [sys.executable, "-m", "pum.cli", "--config", str(conf), "run"]
-        subprocess.run(run, check=True, capture_output=True, timeout=60)
+        assert pum_main(["--config", str(conf), "run"]) == 0
         tree.publish(6)
-        subprocess.run(run, check=True, capture_output=True, timeout=60)
+        assert pum_main(["--config", str(conf), "run"]) == 0
         with running_pum_serve(conf, port):
             yield f"http://127.0.0.1:{port}"
     finally:

@@ -1,10 +1,8 @@
 """Where ClamAV's real signed test databases are, and how tests read and vary them."""
 
-from pathlib import Path
-
-# ../shared/testdata/clamav beside the repository (see its README.md). Missing data is a failure,
-# not a skip: these tests mean nothing without the real signed bytes.
-TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "clamav"
+# src/pum/testdata in the repository (see its README.md). Missing data is a failure, not a skip: these
+# tests mean nothing without the real signed bytes.
+from upstream import TESTDATA
 
 CVD_VERSIONS = range(1, 7)
 CDIFF_VERSIONS = range(2, 7)
@@ -13,7 +11,7 @@ CDIFF_VERSIONS = range(2, 7)
 def read(name: str) -> bytes:
     path = TESTDATA / name
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: ClamAV test data missing (expected ../shared/testdata/clamav)")
+        raise FileNotFoundError(f"{path}: ClamAV test data missing (it ships in src/pum/testdata)")
     return path.read_bytes()
 
 

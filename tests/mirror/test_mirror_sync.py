@@ -157,7 +157,7 @@ def test_upper_publishing_during_the_copy_is_followed_not_refused(tmp_path, sub,
     upper_root = publish_files(base, {"x.bin": b"x" * 1000, "y.bin": b"old" * 100})
     upper = static(upper_root)
     copy = sub("sub", upper.address)
-    upper.fault("x.bin", slow=2.0, times=1)
+    held = upper.fault("x.bin", slow=30, times=1)
     started = copy.data / "downloads" / "x.bin.part"  # the answer's head arrived, its body is held back
 
     def publish_while_x_is_coming() -> None:
@@ -165,6 +165,7 @@ def test_upper_publishing_during_the_copy_is_followed_not_refused(tmp_path, sub,
         while not started.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
         publish_files(base, {"y.bin": b"new" * 100})
+        held.released.set()
 
     publisher = threading.Thread(target=publish_while_x_is_coming)
     publisher.start()

@@ -92,10 +92,7 @@ def test_sigterm_in_mid_cycle_abandons_the_run_and_keeps_the_served_release(
     upstream.fault("test-4.cdiff", slow=60)
     process, said = start_daemon(conf, "--interval", "3600", "--jitter", "0")
     try:
-        wait_for(
-            lambda: any(r.path == "/test-5.cdiff.sign" for r in upstream.requests), "a download", process
-        )
-        time.sleep(0.3)  # into the hanging test-4.cdiff download
+        upstream.wait_for_start("test-4.cdiff", faulted=True)  # the run is inside the hanging download
     finally:
         code = stop(process)
     assert code == 0, said.read_text()

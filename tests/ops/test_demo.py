@@ -5,17 +5,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from importlib import resources
-from pathlib import Path
+import tomllib
 
-import pytest
 from conftest import pum_command, require_program
 from upstream import TESTDATA
 
 from pum.config import load_config
 from pum.demo import StaticServer, publish_upstream, served_version
-
-SHARED_TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "clamav"
 
 
 def run_demo(*options: str) -> subprocess.CompletedProcess[str]:
@@ -76,12 +72,14 @@ def test_the_demo_upstream_answers_a_header_read_with_206_and_a_missing_file_wit
     assert missing.status_code == 404
 
 
-def test_the_packaged_test_databases_are_the_projects_signed_test_data():
-    if not SHARED_TESTDATA.is_dir():
-        pytest.skip("no ../shared/testdata here: tests already use the packaged copy")
-    packaged = resources.files("pum").joinpath("testdata")
-    names = sorted(p.name for p in SHARED_TESTDATA.iterdir())
-    assert sorted(p.name for p in packaged.iterdir() if p.name != "__pycache__") == names
-    for name in names:
-        assert packaged.joinpath(name).read_bytes() == (SHARED_TESTDATA / name).read_bytes(), name
-    assert TESTDATA.is_dir()
+def test_every_file_of_the_test_data_ships_in_the_package():
+    # pyproject's package-data globs (setuptools' glob: `*` stops at `/`) must take each file of
+    # src/pum/testdata, the certificates too: `pum demo` and an installed PUM read them from the package
+    package = TESTDATA.parent
+    globs = tomllib.loads((package.parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["pum"]
+    shipped = {path for pattern in globs for path in package.glob(pattern) if path.is_file()}
+    files = {path for path in TESTDATA.rglob("*") if path.is_file() and "__pycache__" not in path.parts}
+    assert TESTDATA / "certs" / "clamav-test-root.crt" in files
+    assert files - shipped == set()

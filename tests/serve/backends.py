@@ -61,6 +61,7 @@ def world_readable_dir(prefix: str) -> Path:
 
 class Backend:
     name = ""
+    stop_signal = signal.SIGTERM
 
     def __init__(self, tree: ReleaseTree, workdir: Path) -> None:
         self.tree = tree
@@ -100,7 +101,7 @@ class Backend:
 
     def stop(self) -> None:
         if self.process is not None:
-            stop_process(self.process)
+            stop_process(self.process, self.stop_signal)
 
     def __repr__(self) -> str:
         return self.name
@@ -131,6 +132,7 @@ class PumServe(Backend):
         **overrides: object,
     ) -> None:
         super().__init__(tree, workdir)
+        self.workers = workers
         if tls is not None:
             self.url = f"https://127.0.0.1:{self.port}"
         self.config = {
@@ -148,6 +150,13 @@ class PumServe(Backend):
 
     def start(self) -> PumServe:
         self._start([sys.executable, "-c", _LAUNCH, json.dumps(self.config)])
+        # the port listens before the workers are forked: a test about workers needs them all there
+        deadline = time.monotonic() + 20
+        while self.workers > 1 and len(self.worker_pids()) < self.workers:
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"pum serve did not fork its {self.workers} workers")
+            time.sleep(0.01)
         return self
 
     def worker_pids(self) -> list[int]:
@@ -168,6 +177,7 @@ def _unprivileged_user() -> tuple[str, str]:
 
 class Nginx(Backend):
     name = "nginx"
+    stop_signal = signal.SIGQUIT  # graceful: lets its worker finish, like a real reload or stop
 
     def start(self) -> Nginx:
         binary = require_program("nginx")
@@ -196,10 +206,6 @@ http {{
 """)
         self._start([binary, "-c", str(conf), "-p", f"{self.workdir}/"])
         return self
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process, signal.SIGQUIT)
 
 
 class Apache(Backend):

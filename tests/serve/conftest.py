@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Callable, Iterator
 
 import pytest
+from conftest import Reaper
 
 from .backends import BACKENDS, Backend, PumServe, world_readable_dir
 from .releases import ReleaseTree
@@ -19,7 +20,7 @@ def shared_tree() -> Iterator[ReleaseTree]:
 
 
 @pytest.fixture(scope="session", params=sorted(BACKENDS))
-def backend(request: pytest.FixtureRequest, shared_tree: ReleaseTree) -> Iterator[Backend]:
+def backend(request: pytest.FixtureRequest, shared_tree: ReleaseTree, reaper: Reaper) -> Iterator[Backend]:
     """Each of `pum serve`, Apache (with `pum deploy apache`'s config) and nginx, over one release tree.
 
     Tests publish the release they need first; the server must follow the docroot symlink.
@@ -29,8 +30,8 @@ def backend(request: pytest.FixtureRequest, shared_tree: ReleaseTree) -> Iterato
         shared_tree.serve(6)
     server = BACKENDS[request.param](shared_tree, workdir).start()
     yield server
-    server.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
+    assert server.process is not None
+    reaper.stop(server.process, server.stop_signal, then=lambda: shutil.rmtree(workdir, ignore_errors=True))
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import os
 import shutil
 from pathlib import Path
 
+from upstream import TESTDATA
+
 from pum.formats.manifest import FileRecord, Manifest
 
-# ../shared/testdata/clamav beside the repository (see its README.md)
-TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "clamav"
 PRODUCT_LIST = b"# product list\n0123456789abcdef0123456789abcdef  ibm/power/module.bin\n"
 
 
@@ -25,10 +25,6 @@ class ReleaseTree:
     """`<data_dir>/releases/<serial>/` immutable trees and the `docroot` symlink switched by rename."""
 
     def __init__(self, base: Path) -> None:
-        if not TESTDATA.is_dir():
-            raise FileNotFoundError(
-                f"{TESTDATA}: ClamAV test data missing (expected ../shared/testdata/clamav)"
-            )
         self.base = base
         self.data_dir = base / "data"
         self.docroot = base / "www" / "pum"

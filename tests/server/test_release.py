@@ -51,8 +51,7 @@ def test_sigkill_in_mid_download_leaves_the_served_tree_as_it_was(upstream_tree,
     # the CVD comes first, then the patches from the newest down: the last one hangs
     upstream.fault("test-4.cdiff", slow=30)
     process = start_run(conf)
-    wait_until(lambda: any(r.path == "/test-5.cdiff.sign" for r in upstream.requests))
-    time.sleep(0.3)
+    upstream.wait_for_start("test-4.cdiff", faulted=True)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert os.readlink(docroot) == before_target

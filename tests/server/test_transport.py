@@ -74,8 +74,12 @@ def test_versions_come_from_the_dns_txt_record(make_upstream, pum_conf, pum, dns
 
 def test_dns_down_falls_back_to_the_version_file(upstream_tree, upstream, pum_conf, pum):
     upstream_tree.publish(3)
+    # nothing answers on port 9: the lookup waits out connect_timeout (loopback HTTP connects need far less)
     conf = pum_conf(
-        dns_resolve="yes", nameservers="127.0.0.1:9", dns_record="current.cvd.clamav.test", connect_timeout=1
+        dns_resolve="yes",
+        nameservers="127.0.0.1:9",
+        dns_record="current.cvd.clamav.test",
+        connect_timeout=0.3,
     )
     assert pum("--config", conf, "run").code == 0
     log = log_of(conf)
@@ -85,7 +89,7 @@ def test_dns_down_falls_back_to_the_version_file(upstream_tree, upstream, pum_co
 
 def test_no_dns_and_no_version_file_falls_back_to_cvd_headers(upstream_tree, upstream, pum_conf, pum):
     upstream_tree.publish(5, record=False)
-    conf = pum_conf(dns_resolve="yes", nameservers="127.0.0.1:9", connect_timeout=1)
+    conf = pum_conf(dns_resolve="yes", nameservers="127.0.0.1:9", connect_timeout=0.3)
     assert pum("--config", conf, "run").code == 0
     log = log_of(conf)
     assert "no version file dns.txt on update server (404): reading CVD headers" in log
