@@ -74,6 +74,11 @@ class Config:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     access_log: Path = Path("/var/log/pum-access.log")
+    client_logs: tuple[str, ...] = ()
+    fleet_stale_hours: float = 26.0
+    fleet_keep_days: int = 90
+    fleet_engine: str | None = None
+    fleet_subs: tuple[Server, ...] = ()
 
     @property
     def proxy_url(self) -> str | None:
@@ -232,6 +237,30 @@ def _text(text: str) -> str:
     return text
 
 
+def _hours(text: str) -> float:
+    try:
+        hours = float(text)
+    except ValueError:
+        raise ValueError("expected a number of hours") from None
+    if not 0 < hours < 100_000:
+        raise ValueError("expected a number of hours above 0")
+    return hours
+
+
+def _log_paths(text: str) -> tuple[str, ...]:
+    paths = _comma_list(text)
+    for path in paths:
+        if not path.startswith("/"):
+            raise ValueError(f"an access log is an absolute path or glob, got {path!r}")
+    return paths
+
+
+def _engine_version(text: str) -> str:
+    if not re.fullmatch(r"\d+(\.\d+){0,3}", text):
+        raise ValueError("expected a dotted engine version such as 1.0.0")
+    return text
+
+
 # key -> (attribute, parser, is a path); the order is the order `pum install` documents them in
 KEYS: dict[str, tuple] = {
     "mode": (_choice("server", "mirror"), False),
@@ -265,6 +294,11 @@ KEYS: dict[str, tuple] = {
     "tls_cert": (_text, True),
     "tls_key": (_text, True),
     "access_log": (_text, True),
+    "client_logs": (_log_paths, False),
+    "fleet_stale_hours": (_hours, False),
+    "fleet_keep_days": (_int_at_least(1), False),
+    "fleet_engine": (_engine_version, False),
+    "fleet_subs": (parse_servers, False),
 }
 
 _KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
