@@ -75,7 +75,8 @@ def test_an_extra_quoted_field_is_read_as_if_modified_since() -> None:
         (PUM_LINE.replace("GET", "G\xe9T").encode("latin-1"), "UTF-8"),
         (b"garbage\n", "combined"),
         (PUM_LINE.replace("GET /test-2.cdiff HTTP/1.1", "\\x16\\x03\\x01").encode(), "request line"),
-        (PUM_LINE.replace("Dec", "Dez").encode(), "log time"),
+        (PUM_LINE.replace("Dec", "Dez").encode(), "log date"),
+        (PUM_LINE.replace(":22:39:12", ":25:39:12").encode(), "log time"),
         (PUM_LINE.replace("/test-2.cdiff", "/a?" + "q" * 5000).encode(), "query string"),
     ],
 )

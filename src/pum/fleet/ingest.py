@@ -20,10 +20,11 @@ from pathlib import Path
 from pum.fleet.table import MAX_CLIENTS, Client, ServedHistory
 from pum.formats import FormatError
 from pum.formats.accesslog import (
+    CLAMAV_AGENT,
     MAX_LINE_BYTES,
     AccessRecord,
+    HostReport,
     VdfRequest,
-    is_clamav_agent,
     parse_freshclam_agent,
     parse_host_report,
     parse_line,
@@ -63,6 +64,7 @@ class Ingest:
         self.counts = IngestCounts()
         self._agents: dict[str, tuple[str, str | None]] = {}
         self._paths: dict[str, VdfRequest] = {}
+        self._reports: dict[str, HostReport | None] = {}  # a host sends the same query every run
 
     def lines(self, batch: Iterable[bytes]) -> None:
         counts = self.counts
@@ -80,7 +82,7 @@ class Ingest:
 
     def record(self, record: AccessRecord) -> None:
         agent = record.agent
-        if is_clamav_agent(agent):
+        if agent.startswith(CLAMAV_AGENT):
             known = self._agents.get(agent)
             if known is None:
                 parsed = parse_freshclam_agent(agent)  # FormatError: a forged agent is skipped
@@ -91,7 +93,13 @@ class Ingest:
             self._freshclam(record, uuid or f"addr:{record.address}", version)
         elif record.query:
             if record.path.endswith(".lst"):
-                report = parse_host_report(record.query)
+                query = record.query
+                if query in self._reports:
+                    report = self._reports[query]
+                else:
+                    report = parse_host_report(query)  # FormatError: a wrong report is skipped
+                    if len(self._reports) < _CACHE_LIMIT:
+                        self._reports[query] = report
                 if report is not None:
                     client = self._client(report.host, "proscanup", record)
                     if client is not None:
@@ -101,9 +109,11 @@ class Ingest:
                         client.modules = report.modules or client.modules
                         client.last_result = report.last or client.last_result
                         if record.status >= 400:
-                            client.add_error(record.time, f"{record.method} {record.path} {record.status}")
-                        elif report.last is None or report.last == "ok":
-                            client.fail_count = 0
+                            client.add_error(
+                                record.time, f"{record.method} {record.path} {record.status}", "list"
+                            )
+                        else:
+                            client.succeeded("list")
                     return
             elif record.path == MANIFEST_REQUEST:
                 sub = parse_sub_report(record.query)
@@ -150,21 +160,21 @@ class Ingest:
             if status == 200:
                 if vdf.version > client.has.get(db, 0):
                     client.has[db] = vdf.version
-                client.fail_count = 0
+                client.succeeded(db)
             elif status in _FAILED_STATUSES:
-                client.add_error(record.time, f"{record.method} {path} {status}")
+                client.add_error(record.time, f"{record.method} {path} {status}", db)
             return
         if status == 304 or (status == 200 and record.size > CVD_HEADER_SIZE):
             served = self.served.at(db, record.time)
             if served is not None:
                 client.has[db] = served
-            client.fail_count = 0
+            client.succeeded(db)
         elif status in (200, 206) and record.if_modified_since:
             held = self._version_by_build_time(db, record.if_modified_since)
             if held is not None:
                 client.has[db] = held
         elif status in _FAILED_STATUSES and not (vdf.kind == "cld" and status == 404):
-            client.add_error(record.time, f"{record.method} {path} {status}")
+            client.add_error(record.time, f"{record.method} {path} {status}", db)
 
     def _version_by_build_time(self, db: str, http_date: str) -> int | None:
         try:

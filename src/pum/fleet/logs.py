@@ -16,6 +16,7 @@ import gzip
 import json
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from pum.errors import ConfigError
 from pum.formats.accesslog import MAX_LINE_BYTES
 
 CHUNK = 4 << 20
+HEAD = 256
 MAX_GENERATIONS = 60  # rotated files read on a first read: two months of daily rotation
 _GENERATION = re.compile(r"^(?:\.(\d{1,4})|-(\d{8,10}))(\.gz)?$")  # access.log.2.gz, access.log-20261201
 
@@ -34,6 +36,7 @@ class Position:
     device: int
     inode: int
     offset: int
+    head: int = 0  # crc32 of the bytes up to min(offset, HEAD): an inode reused by a new log is told apart
 
 
 @dataclass
@@ -106,13 +109,13 @@ class Positions:
             ) from None
         if isinstance(raw, dict):
             for name, value in raw.items():
-                if isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) for v in value):
+                if isinstance(value, list) and len(value) == 4 and all(isinstance(v, int) for v in value):
                     self.positions[name] = Position(*value)
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(self.path.name + ".new")
-        data = {name: [p.device, p.inode, p.offset] for name, p in self.positions.items()}
+        data = {name: [p.device, p.inode, p.offset, p.head] for name, p in self.positions.items()}
         temporary.write_text(json.dumps(data, indent=1, sort_keys=True))
         os.replace(temporary, self.path)
 
@@ -132,18 +135,30 @@ def read_new_lines(live: Path, positions: Positions, counts: ReadCounts) -> Iter
         for old in generations(live):
             yield from _read_from(old, 0, counts, whole=True)
         start = 0
-    elif (saved.device, saved.inode) == (stat.st_dev, stat.st_ino):
+    elif (saved.device, saved.inode) == (stat.st_dev, stat.st_ino) and _head(
+        live, saved.offset
+    ) == saved.head:
         start = saved.offset if stat.st_size >= saved.offset else 0
     else:
         previous = _rotated_away(live, saved)
         if previous is not None:
             yield from _read_from(previous, saved.offset, counts, whole=True)
         start = 0
-    position = Position(stat.st_dev, stat.st_ino, start)
+    position = Position(stat.st_dev, stat.st_ino, start, _head(live, start))
     positions.positions[key] = position
     for batch, offset in _batches(live, start, counts):
+        if position.offset < HEAD:
+            position.head = _head(live, offset)
         position.offset = offset
         yield batch
+
+
+def _head(path: Path, offset: int) -> int:
+    try:
+        with open(path, "rb") as stream:
+            return zlib.crc32(stream.read(min(offset, HEAD)))
+    except OSError:
+        return 0
 
 
 def _rotated_away(live: Path, saved: Position) -> Path | None:

@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS clients (
     modules TEXT,
     serial INTEGER,
     last_result TEXT,
-    fail_count INTEGER NOT NULL,
+    failures TEXT NOT NULL,
     errors TEXT NOT NULL,
     tier TEXT NOT NULL DEFAULT ''
 );
@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 _COLUMNS = (
     "id, kind, address, name, first_seen, last_seen, has, engine, product, modules, serial, "
-    "last_result, fail_count, errors, tier"
+    "last_result, failures, errors, tier"
 )
 
 
@@ -71,14 +71,24 @@ class Client:
     modules: str | None = None
     serial: int | None = None
     last_result: str | None = None
-    fail_count: int = 0  # errors on files it needs since its last success
+    failures: dict[str, int] = field(default_factory=dict)  # database -> errors since its last success
     errors: list[list[Any]] = field(default_factory=list)  # [[time, "GET /x 404"], ...] newest last
     tier: str = ""  # "" for our own clients; the sub-PUM's name for a rolled-up one
 
-    def add_error(self, when: int, text: str) -> None:
-        self.fail_count += 1
+    def add_error(self, when: int, text: str, what: str) -> None:
+        """An error on a file it needs for `what` (a database, or its product list)."""
+        self.failures[what] = self.failures.get(what, 0) + 1
         self.errors.append([when, text])
         del self.errors[:-MAX_ERRORS]
+
+    def succeeded(self, what: str) -> None:
+        if self.failures:
+            self.failures.pop(what, None)
+
+    @property
+    def fail_count(self) -> int:
+        """Errors since the last success, on the database (or list) that has the most."""
+        return max(self.failures.values(), default=0)
 
     def row(self) -> tuple[Any, ...]:
         return (
@@ -94,7 +104,7 @@ class Client:
             self.modules,
             self.serial,
             self.last_result,
-            self.fail_count,
+            json.dumps(self.failures, separators=(",", ":")),
             json.dumps(self.errors, separators=(",", ":")),
             self.tier,
         )
@@ -105,7 +115,7 @@ class Client:
          errors, tier) = row  # fmt: skip
         return cls(
             ident, kind, address, first, last, name, json.loads(has), engine, product, modules, serial,
-            result, fails, json.loads(errors), tier,
+            result, json.loads(fails), json.loads(errors), tier,
         )  # fmt: skip
 
 
@@ -115,6 +125,7 @@ class ServedHistory:
     def __init__(self, rows: Iterable[tuple[str, int, int, int | None]] = ()) -> None:
         self.since: dict[str, list[tuple[int, int]]] = {}
         self.by_build_time: dict[tuple[str, int], int] = {}
+        self._lookup: dict[str, tuple[list[int], list[int]]] = {}  # db -> (times, newest version by then)
         for db, version, since, build_time in rows:
             self.add(db, version, since, build_time)
 
@@ -131,16 +142,21 @@ class ServedHistory:
             entries.sort()
         if build_time is not None:
             self.by_build_time[(db, build_time)] = version
+        self._lookup.pop(db, None)
 
     def at(self, db: str, when: int) -> int | None:
         """The version of `db` served at `when` (the newest one served by then), None if not known."""
-        entries = self.since.get(db)
-        if not entries:
-            return None
-        index = bisect_right(entries, (when, 1 << 62))
-        if index == 0:
-            return None
-        return max(version for _since, version in entries[:index])
+        lookup = self._lookup.get(db)
+        if lookup is None:
+            entries = self.since.get(db, [])
+            newest, running = [], 0
+            for _since, version in entries:
+                running = max(running, version)
+                newest.append(running)
+            lookup = self._lookup[db] = ([since for since, _version in entries], newest)
+        times, newest = lookup
+        index = bisect_right(times, when)
+        return newest[index - 1] if index else None
 
     def rows(self) -> list[tuple[str, int, int, int | None]]:
         build = {(db, version): time for (db, time), version in self.by_build_time.items()}

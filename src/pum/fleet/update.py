@@ -78,6 +78,7 @@ def update_fleet(config: Config, now: int | None = None, ingest_logs: bool = Tru
             config, served, own, read_rolled_up(config, moment, stale), table.counters(), moment
         )
         document["sub_errors"] = problems
+        document["skipped_now"] = dict(ingest.counts.reasons)
     finally:
         table.close()
     write_json(config.state_dir / FLEET_JSON, document)

@@ -33,10 +33,8 @@ _LINE = re.compile(
     + _QUOTED
     + "(?: "
     + _QUOTED
-    + r")?[ \r]*"
+    + ")?"
 )
-# [10/Oct/2000:13:55:36 -0700]
-_TIME = re.compile(r"(\d{2})/([A-Z][a-z]{2})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})")
 _MONTHS = {
     name: number
     for number, name in enumerate(
@@ -61,6 +59,9 @@ class AccessRecord(NamedTuple):
     if_modified_since: str | None  # only in logs with the extra field; None when absent or "-"
 
 
+_record = AccessRecord._make
+
+
 def _unescape(text: str) -> str:
     if "\\" not in text:
         return text
@@ -72,21 +73,45 @@ def _unescape(text: str) -> str:
     return _ESCAPE.sub(one, text)
 
 
-@functools.lru_cache(maxsize=256)  # a busy log has many lines per second, in order
+@functools.lru_cache(maxsize=64)
+def _day_start(day: str, month: str, year: str, zone: str) -> int:
+    """Epoch seconds of 00:00:00 of that day in that zone (a log has few days and zones)."""
+    number = _MONTHS.get(month, 0)
+    if not (number and day.isdigit() and year.isdigit() and zone[1:].isdigit() and zone[0] in "+-"):
+        raise FormatError(f"not a log date: {day}/{month}/{year} {zone}")
+    if not 1 <= int(day) <= 31:
+        raise FormatError(f"not a log date: {day}/{month}/{year} {zone}")
+    offset = (int(zone[1:3]) * 60 + int(zone[3:5])) * 60
+    return calendar.timegm((int(year), number, int(day), 0, 0, 0)) - (offset if zone[0] == "+" else -offset)
+
+
 def parse_log_time(text: str) -> int:
     """`10/Oct/2000:13:55:36 -0700` (Apache's %t without brackets) -> epoch seconds."""
-    match = _TIME.fullmatch(text)
-    month = _MONTHS.get(match.group(2), 0) if match else 0
-    if not match or not month:
-        raise FormatError(f"not a log time: {text[:40]!r}")
-    day, year, hour, minute, second = (int(match.group(i)) for i in (1, 3, 4, 5, 6))
-    if not (1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 60):
-        raise FormatError(f"not a log time: {text[:40]!r}")
-    offset = (int(match.group(8)) * 60 + int(match.group(9))) * 60
-    value = calendar.timegm((year, month, day, hour, minute, second)) - (
-        offset if match.group(7) == "+" else -offset
-    )
+    known = _recent_times.get(text)
+    if known is not None:  # a busy log has several lines a second
+        return known
+    if len(_recent_times) >= 4096:
+        _recent_times.clear()
+    value = _recent_times[text] = _parse_log_time(text)
     return value
+
+
+_recent_times: dict[str, int] = {}
+
+
+def _parse_log_time(text: str) -> int:
+    # fixed columns: dd/Mon/yyyy:hh:mm:ss +zzzz
+    if len(text) != 26 or text[2] != "/" or text[6] != "/" or text[11] != ":" or text[20] != " ":
+        raise FormatError(f"not a log time: {text[:40]!r}")
+    clock = text[12:20]
+    hour, minute, second = clock[0:2], clock[3:5], clock[6:8]
+    if not (clock[2] == clock[5] == ":" and (hour + minute + second).isdigit() and hour.isascii()):
+        raise FormatError(f"not a log time: {text[:40]!r}")
+    if int(hour) > 23 or int(minute) > 59 or int(second) > 60:
+        raise FormatError(f"not a log time: {text[:40]!r}")
+    return _day_start(text[0:2], text[3:6], text[7:11], text[21:26]) + (
+        int(hour) * 3600 + int(minute) * 60 + int(second)
+    )
 
 
 def parse_line(line: bytes) -> AccessRecord:
@@ -94,10 +119,10 @@ def parse_line(line: bytes) -> AccessRecord:
     if len(line) > MAX_LINE_BYTES:
         raise FormatError(f"line of {len(line)} bytes, at most {MAX_LINE_BYTES}")
     try:
-        text = line.decode("utf-8")
+        text = line.decode("utf-8").rstrip("\r\n ")
     except UnicodeDecodeError:
         raise FormatError("line is not UTF-8") from None
-    match = _LINE.fullmatch(text.rstrip("\n"))
+    match = _LINE.fullmatch(text)
     if match is None:
         raise FormatError(f"not a combined-format line: {text[:80]!r}")
     address, when, request, status, size, _referer, agent, ims = match.groups()
@@ -109,16 +134,23 @@ def parse_line(line: bytes) -> AccessRecord:
     path, _, query = target.partition("?")
     if len(query) > MAX_QUERY_CHARS:
         raise FormatError(f"query string of {len(query)} characters, at most {MAX_QUERY_CHARS}")
-    return AccessRecord(
-        address,
-        parse_log_time(when),
-        method,
-        unquote(path, errors="strict") if "%" in path else path,
-        query,
-        int(status),
-        0 if size == "-" else int(size),
-        _unescape(agent),
-        None if ims is None or ims == "-" else _unescape(ims),
+    if "%" in path:
+        try:
+            path = unquote(path, errors="strict")
+        except UnicodeDecodeError:
+            raise FormatError(f"path {path[:80]!r} is not UTF-8 once decoded") from None
+    return _record(
+        (
+            address,
+            parse_log_time(when),
+            method,
+            path,
+            query,
+            int(status),
+            0 if size == "-" else int(size),
+            _unescape(agent),
+            None if ims is None or ims == "-" else _unescape(ims),
+        )
     )
 
 
@@ -147,8 +179,11 @@ class FreshclamAgent(NamedTuple):
     uuid: str | None
 
 
+CLAMAV_AGENT = "ClamAV/"
+
+
 def is_clamav_agent(agent: str) -> bool:
-    return agent.startswith("ClamAV/")
+    return agent.startswith(CLAMAV_AGENT)
 
 
 def parse_freshclam_agent(agent: str) -> FreshclamAgent:
