@@ -258,6 +258,41 @@ def serve(ctx: Context) -> None:
 
 
 @cli.command()
+@click.option("--behind", is_flag=True, help="Only clients behind the served release.")
+@click.option("--stale", is_flag=True, help="Only clients not seen for fleet_stale_hours.")
+@click.option("--failing", is_flag=True, help="Only clients failing to update.")
+@click.option("--engine-below", metavar="VERSION", help="Only clients whose engine is older than VERSION.")
+@click.option("--json", "as_json", is_flag=True, help="Print the fleet document as JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the table as CSV.")
+@click.option("--now", metavar="TIME", help="Judge staleness at TIME (epoch seconds or ISO 8601).")
+@pass_context
+def fleet(
+    ctx: Context,
+    behind: bool,
+    stale: bool,
+    failing: bool,
+    engine_below: str | None,
+    as_json: bool,
+    as_csv: bool,
+    now: str | None,
+) -> None:
+    """Which clients took the update: read the access logs, print the fleet, trouble first."""
+    from pum.fleet.document import render_counts, render_csv, render_table, select_rows
+    from pum.fleet.update import parse_now, update_fleet
+
+    document = update_fleet(ctx.config, parse_now(now)).document
+    rows = select_rows(document, behind, stale, failing, engine_below)
+    if as_json:
+        click.echo(json.dumps({**document, "clients": rows}, indent=1))
+    elif as_csv:
+        click.echo(render_csv(rows), nl=False)
+    else:
+        click.echo(render_counts(document))
+        if rows:
+            click.echo(render_table(rows))
+
+
+@cli.command()
 @click.argument("server", type=click.Choice(["apache", "nginx"]))
 @click.option("--port", type=int, help="Listen port (default: 8000, as the original installation guide).")
 @click.option("--root", type=click.Path(path_type=Path), default=Path("/"), help="Install under this root.")

@@ -181,6 +181,30 @@ def _text(text: str) -> str:
     return text
 
 
+def _hours(text: str) -> float:
+    try:
+        hours = float(text)
+    except ValueError:
+        raise ValueError("expected a number of hours") from None
+    if not 0 < hours < 100_000:
+        raise ValueError("expected a number of hours above 0")
+    return hours
+
+
+def _log_paths(text: str) -> tuple[str, ...]:
+    paths = _comma_list(text)
+    for path in paths:
+        if not path.startswith("/"):
+            raise ValueError(f"an access log is an absolute path or glob, got {path!r}")
+    return paths
+
+
+def _engine_version(text: str) -> str:
+    if not re.fullmatch(r"\d+(\.\d+){0,3}", text):
+        raise ValueError("expected a dotted engine version such as 1.0.0")
+    return text
+
+
 @dataclass(frozen=True)
 class Key:
     """How one pum.conf key is read: its parser (text -> value, or ValueError(reason)) and whether the
@@ -232,6 +256,11 @@ class Config:
     access_log: Path = _key(Path("/var/log/pum-access.log"), _text, path=True)
     max_cdiffs: int = _key(300, _int_at_least(1))
     initial_cdiffs: int = _key(100, _int_at_least(0))
+    client_logs: tuple[str, ...] = _key((), _log_paths)
+    fleet_stale_hours: float = _key(26.0, _hours)
+    fleet_keep_days: int = _key(90, _int_at_least(1))
+    fleet_engine: str | None = _key(None, _engine_version)
+    fleet_subs: tuple[Server, ...] = _key((), parse_servers)
 
     @property
     def proxy_url(self) -> str | None:

@@ -64,6 +64,9 @@ def collect_status(config: Config) -> dict[str, Any]:
     mirror = store.read_state("mirror.json")
     if mirror:
         document["mirror"] = mirror
+    from pum.fleet.document import read_summary
+
+    document["fleet"] = read_summary(config)  # as the last `pum fleet` left it
     document["generated"] = int(time.time())
     return document
 
@@ -128,4 +131,7 @@ def render_text(document: dict[str, Any]) -> str:
             f"upper server: {mirror.get('upper')} serial {mirror.get('upper_serial')} "
             f"(behind by {mirror.get('behind', '?')})"
         )
+    from pum.fleet.pages import fleet_text
+
+    lines += fleet_text(document.get("fleet"))
     return "\n".join(lines)

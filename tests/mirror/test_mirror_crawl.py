@@ -68,7 +68,7 @@ def test_upper_without_a_manifest_is_copied_by_its_index_pages(legacy_tree, apac
     assert int(cvd.stat().st_mtime) == header_stime(cvd)
     assert "copying the upper server by its index pages" in copy.log
     paths = [path for path, _ in access(log)]
-    assert not [p for p in paths if "?" in p], "sort links of the listing were followed"
+    assert not [p for p in paths if "?C=" in p], "sort links of the listing were followed"
     assert paths.count("/") == 1 and paths.count("/ibm/") == 1 and paths.count("/ibm/power/") == 1
 
 

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from pum.fleet.pages import fleet_metrics
 from pum.serve.status_page import StatusProvider, iso_to_epoch
 
 STATUSES = (200, 206, 304, 400, 404, 405, 408, 416, 431, 500, 503, 505)
@@ -105,6 +106,7 @@ class _Collector:
                     "When the last pum run finished",
                     value=finished,
                 )
+        yield from fleet_metrics(self.status.get("fleet"), time.time())
 
 
 def render_metrics(board: Board, status_provider: StatusProvider) -> bytes:

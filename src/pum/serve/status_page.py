@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from pum.config import Config
+from pum.fleet.pages import fleet_html
 from pum.status import collect_status
 
 StatusProvider = Callable[[], dict[str, Any]]
@@ -85,6 +86,7 @@ td,th{{border:1px solid #ccc;padding:.3em .8em;text-align:left}}.ok{{color:#070}
 </table>
 <h2>Served databases</h2>
 <table><tr><th>database</th><th>version</th><th>signatures</th><th>built</th></tr>{versions}</table>
+{fleet_html(document.get("fleet"))}
 <p><a href="/metrics">metrics</a> &middot; <a href="/.pum/status.json">status.json</a>
 &middot; <a href="/.pum/manifest.json">manifest</a></p>
 </body></html>

@@ -89,7 +89,7 @@ class MirrorSource:
         validators = state.get("validators")
         if not (ours and isinstance(validators, dict) and validators.get("files") == ours.files):
             validators = None
-        answer = fetch_manifest(transport, validators)
+        answer = fetch_manifest(transport, validators, fleet_query(ours))
         if isinstance(answer, tuple):
             copy_by_manifest(ctx, transport, *answer)
         elif answer.not_modified and validators:
@@ -103,8 +103,17 @@ class MirrorSource:
             crawl_upper(ctx, transport, state)
 
 
+def fleet_query(ours: CopiedFrom | None) -> str:
+    """`?serial=<upper release we serve>&name=<host>`: how the upper's fleet view sees this sub-PUM
+    (its access log keeps the query; see pum.fleet)."""
+    import socket
+
+    name = "".join(c for c in socket.gethostname().split(".")[0] if c.isalnum() or c in "._-")[:64]
+    return f"?serial={ours.serial if ours else 0}&name={name or 'pum'}"
+
+
 def fetch_manifest(
-    transport: Transport, validators: dict[str, Any] | None
+    transport: Transport, validators: dict[str, Any] | None, query: str = ""
 ) -> Fetched | tuple[Fetched, Manifest]:
     """The upper's manifest: (Fetched, Manifest) on 200, else the bare 304 or 404 answer.
 
@@ -119,10 +128,10 @@ def fetch_manifest(
             headers["If-None-Match"] = validators["etag"]
         if validators.get("last_modified"):
             headers["If-Modified-Since"] = http_date(validators["last_modified"])
-    answer = transport.get_bytes(MANIFEST_PATH, limit=MANIFEST_LIMIT, headers=headers)
+    answer = transport.get_bytes(MANIFEST_PATH + query, limit=MANIFEST_LIMIT, headers=headers)
     if not isinstance(answer, tuple):
         if answer.not_modified and validators and str(answer.server) != validators.get("server"):
-            return fetch_manifest(transport, None)
+            return fetch_manifest(transport, None, query)
         if answer.status not in (304, 404):
             raise UpstreamError(f"{answer.url}: unexpected answer {answer.status}")
         return answer
