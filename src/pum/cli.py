@@ -58,14 +58,15 @@ def cli(click_ctx: click.Context, config_path: str | None, verbose: bool, debug:
 
 
 @cli.command()
+@click.option("--allow-downgrade", is_flag=True, help="Accept a CVD older than the one served.")
 @pass_context
-def run(ctx: Context) -> None:
+def run(ctx: Context, allow_downgrade: bool) -> None:
     """One update cycle: fetch what changed, verify it, publish a new release."""
     from pum.progress import download_progress
     from pum.run import run_once
 
     with ctx.run_log() as log, download_progress() as progress:
-        outcome = run_once(ctx.config, log, progress)
+        outcome = run_once(ctx.config, log, progress, allow_downgrade=allow_downgrade)
     if ctx.verbose or sys.stdout.isatty():
         click.echo(f"release {outcome.published} published" if outcome.published else "no new release")
 
@@ -139,6 +140,7 @@ def verify(ctx: Context, no_signatures: bool) -> None:
     """Re-check every served file against the release manifest and its signature."""
     from pum.errors import VerifyError
     from pum.store import Store
+    from pum.sync.vdfcheck import pinned_roots
     from pum.verify import verify_release
 
     store = Store(ctx.config)
@@ -146,7 +148,9 @@ def verify(ctx: Context, no_signatures: bool) -> None:
     current = store.current_dir()
     if manifest is None or current is None:
         raise StoreError(f"nothing is served at {ctx.config.docroot} yet: run 'pum run' first")
-    report = verify_release(current, manifest, signatures=not no_signatures)
+    report = verify_release(
+        current, manifest, pinned_roots(ctx.config.trust_test_root), signatures=not no_signatures
+    )
     for problem in report.problems:
         click.echo(problem)
     if not report.ok:

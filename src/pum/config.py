@@ -74,6 +74,7 @@ class Config:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     access_log: Path = Path("/var/log/pum-access.log")
+    trust_test_root: bool = False
 
     @property
     def proxy_url(self) -> str | None:
@@ -265,6 +266,7 @@ KEYS: dict[str, tuple] = {
     "tls_cert": (_text, True),
     "tls_key": (_text, True),
     "access_log": (_text, True),
+    "trust_test_root": (parse_yes_no, False),
 }
 
 _KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")

@@ -48,7 +48,9 @@ def sources_for(config: Config) -> list[Source]:
     return [*sources, LocalContentSource()]
 
 
-def run_once(config: Config, log: RunLog, progress: ProgressHook | None = None) -> RunOutcome:
+def run_once(
+    config: Config, log: RunLog, progress: ProgressHook | None = None, allow_downgrade: bool = False
+) -> RunOutcome:
     store = Store(config)
     with RunLock(config.data_dir / "pum.lock"):
         log.start(config.path, config.mode)
@@ -60,7 +62,7 @@ def run_once(config: Config, log: RunLog, progress: ProgressHook | None = None) 
         ctx: SyncContext | None = None
         try:
             staging = store.begin()
-            ctx = SyncContext(config, log, store, staging, progress)
+            ctx = SyncContext(config, log, store, staging, progress, allow_downgrade=allow_downgrade)
             if config.mode == "server":
                 staging.start_from_current()
             for source in sources_for(config):

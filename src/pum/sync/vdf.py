@@ -16,7 +16,7 @@ from pum.formats.cvd import CvdHeader, parse_cvd_header
 from pum.formats.version_record import VersionRecord, parse_version_record
 from pum.net.dns import lookup_txt
 from pum.sync import SyncContext
-from pum.sync.fetch import discard, download_kept, verified, verified_cvd
+from pum.sync.fetch import accepted, discard, download_kept, verified, verified_cvd
 
 if TYPE_CHECKING:
     from pum.net.transport import Fetched, Transport
@@ -41,7 +41,7 @@ class VdfSource:
             old = served_version(staging.current_dir, db)
             current = upstream.versions[db]
             ctx.log.line(f"{db} old: {old if old is not None else '-'} current: {current}")
-            if old is not None and current < old:
+            if old is not None and current < old and not ctx.allow_downgrade:
                 ctx.log.line(f"{db}: upstream is behind ({current} < {old}), keeping {old}")
                 continue
             if current != old:
@@ -171,9 +171,11 @@ def fetch_database(ctx: SyncContext, transport: Transport, db: str, old: int | N
 
 
 def _fetch_optional_sign(ctx: SyncContext, transport: Transport, name: str) -> None:
-    """Detached signatures (ClamAV >= 1.5) where upstream has them; a 404 is normal for older mirrors."""
+    """Detached signatures (ClamAV >= 1.5) where upstream has them; a 404 is normal for older mirrors.
+    Checked against the file they sign (staged before them) and ClamAV's pinned roots."""
     fetched = download_kept(ctx, transport, name)
     if fetched is not None:
+        accepted(ctx, fetched, name)
         _stage(ctx, name, fetched)
 
 
