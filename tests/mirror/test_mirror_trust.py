@@ -12,7 +12,9 @@ import pytest
 from conftest import run_freshclam
 from upstream import TESTDATA
 
+from pum.config import load_config
 from pum.errors import ExitStatus
+from pum.store import Store
 
 from .conftest import publish_files, world_readable_dir
 
@@ -42,6 +44,11 @@ def test_a_stripped_cld_from_the_upper_is_refused_and_freshclam_stays_on_the_gen
     copy = sub("sub", upper.address)
     assert pum("--config", copy.conf, "run").code == 0
     serial = copy.serial()
+    served = f"http://{pum_serve(copy).address}"
+    client = tmp_path / "client"
+    result = run_freshclam(tmp_path, served, client, private=True)
+    assert "test.cvd updated (version: 6" in result.stdout, result.stdout + result.stderr
+
     publish_files(tmp_path / "upper", {"test.cld": stripped_cld()})
     result = pum("--config", copy.conf, "run")
     assert result.code == ExitStatus.VERIFY, result
@@ -49,9 +56,8 @@ def test_a_stripped_cld_from_the_upper_is_refused_and_freshclam_stays_on_the_gen
     assert copy.serial() == serial and not (copy.docroot / "test.cld").exists()
     assert not [r for r in upper.requests if r.path == "/test.cld"]  # refused by name, never fetched
 
-    client = tmp_path / "client"
-    result = run_freshclam(tmp_path, f"http://{pum_serve(copy).address}", client, private=True)
-    assert "test.cvd updated (version: 6" in result.stdout, result.stdout + result.stderr
+    result = run_freshclam(tmp_path, served, client, private=True)
+    assert "test.cvd database is up-to-date (version: 6" in result.stdout, result.stdout + result.stderr
     assert (client / "test.cvd").read_bytes() == GENUINE["test.cvd"]
     assert not (client / "test.cld").exists()
 
@@ -92,6 +98,22 @@ def test_a_bad_sign_file_from_the_upper_is_refused(
     assert f"{upper.url(name)}: refused: {name}" in result.err
     assert expected in result.err
     assert not copy.docroot.exists()
+
+
+def test_a_bad_sign_file_the_sub_already_serves_is_checked_again(tmp_path, sub, static, pum):
+    files = {**GENUINE, "test-6.cvd.sign": b"<html><body>Not Found</body></html>\n"}
+    upper = static(publish_files(tmp_path / "upper", files, mtime=1_700_000_000))
+    copy = sub("sub", upper.address)
+    # as a PUM that did not check .sign files published it: the same records as the upper's
+    store = Store(load_config(copy.conf))
+    staging = store.begin()
+    for relpath, data in files.items():
+        staging.write_bytes(relpath, data, mtime=1_700_000_000)
+    store.publish(staging)
+    result = pum("--config", copy.conf, "run")
+    assert result.code == ExitStatus.VERIFY, result
+    assert f"{upper.url('test-6.cvd.sign')}: refused: test-6.cvd.sign: not a .sign file" in result.err
+    assert not [r for r in upper.requests if r.path == "/test-6.cvd.sign"]  # carried, not fetched
 
 
 def test_a_genuine_sign_file_is_copied(tmp_path, sub, static, pum):

@@ -119,3 +119,15 @@ def accepted_file(ctx: SyncContext, path: Path, relpath: str) -> CvdHeader | Non
         raise FormatError(f"{downgrade}; 'pum run --allow-downgrade' accepts it")
     ctx.log.line(f"{downgrade}: accepted (--allow-downgrade)")
     return header
+
+
+def recheck_carried_signs(ctx: SyncContext, carried: Iterable[str], url_of: Callable[[str], str]) -> None:
+    """`.sign` files carried over from the served release (not downloaded in this run) are checked again
+    over the file they sign in the staged release: that file may be new, and a PUM before this check
+    served `.sign` files unchecked. A failure is a VerifyError naming the file's upstream URL."""
+    for relpath in carried:
+        if relpath.endswith(".sign"):
+            try:
+                accepted_file(ctx, ctx.staging.path_of(relpath), relpath)
+            except FormatError as error:
+                raise VerifyError(f"{url_of(relpath)}: refused: {error}") from None

@@ -25,7 +25,15 @@ from pum.errors import PumError, UpstreamError, VerifyError
 from pum.formats import FormatError
 from pum.formats.manifest import FileRecord, Manifest, parse_manifest
 from pum.store import MANIFEST_PATH
-from pum.sync.fetch import accepted, accepted_file, discard, download_kept, refuse_vdf_names, signs_last
+from pum.sync.fetch import (
+    accepted,
+    accepted_file,
+    discard,
+    download_kept,
+    recheck_carried_signs,
+    refuse_vdf_names,
+    signs_last,
+)
 
 if TYPE_CHECKING:
     from pum.net.transport import Fetched, Transport
@@ -191,16 +199,19 @@ def copy_release(ctx: SyncContext, transport: Transport, fetched: Fetched, manif
     staging.source = copied.text()
     held = dict(staging.current.files) if staging.current is not None else {}
     by_content = {(record.sha256, record.size): path for path, record in held.items()}
-    received, count = transport.bytes_received, 0
+    received, count, carried = transport.bytes_received, 0, []
     for relpath in signs_last(files):
         record = files[relpath]
         if held.get(relpath) == record:
             staging.link_from_current(relpath)
+            carried.append(relpath)
         elif (record.sha256, record.size) in by_content:
             _reuse_held(ctx, relpath, by_content[(record.sha256, record.size)], record)
+            carried.append(relpath)
         else:
             _download(ctx, transport, fetched, manifest, relpath, record)
             count += 1
+    recheck_carried_signs(ctx, carried, lambda relpath: transport.url_for(fetched.server, url_path(relpath)))
     log.line(f"files checked {len(files)}, fetched {count}, bytes {transport.bytes_received - received}")
 
 
