@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +15,7 @@ from pum.formats.clamsign import parse_sign_file
 from pum.formats.pkcs7 import digest_of_bytes, load_root, verify_detached
 from pum.sync.vdfcheck import PRODUCTION_ROOT, TEST_ROOT, TRUST_ROOTS
 
+from . import own_chain
 from .clamav_testdata import CDIFF_VERSIONS, CVD_VERSIONS, flipped, read
 
 TEST_ROOTS = (load_root((TRUST_ROOTS / TEST_ROOT).read_bytes()),)
@@ -84,7 +86,7 @@ def test_validity_is_checked_at_the_signing_time_which_may_not_be_in_the_future(
 
 
 @given(offset=st.integers(min_value=0, max_value=5000), mask=st.integers(min_value=1, max_value=255))
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=400, deadline=None)
 def test_any_flipped_byte_gives_a_format_error_or_a_still_valid_signature(offset, mask):
     der, data = pkcs7_of("test-6.cdiff"), read("test-6.cdiff")
     with contextlib.suppress(FormatError):
@@ -130,3 +132,48 @@ def test_arbitrary_bytes_parse_or_give_a_format_error(data):
 def test_arbitrary_der_gives_a_format_error(data):
     with pytest.raises(FormatError):
         verify(data, b"content")
+
+
+# -- the branches ClamAV's TEST chain never takes, on a throwaway chain verified against its own root --
+
+CONTENT = b"a database"
+
+
+def own_verify(root_der: bytes, der: bytes, content: bytes = CONTENT) -> str:
+    return verify_detached(der, digest_of_bytes(content), (load_root(root_der),), NOW)
+
+
+@pytest.mark.parametrize("pss", [False, True], ids=["RSA PKCS#1 v1.5", "RSA-PSS"])
+def test_rsa_signers_verify_through_an_ecdsa_intermediate(pss):
+    root, signer, key, intermediate = own_chain.chain()
+    assert own_verify(root, own_chain.sign(CONTENT, signer, key, intermediate, pss=pss)) == "Own Signer"
+
+
+def test_an_ecdsa_signer_verifies():
+    root, signer, key, intermediate = own_chain.chain(signer_key=ec.generate_private_key(ec.SECP256R1()))
+    assert own_verify(root, own_chain.sign(CONTENT, signer, key, intermediate)) == "Own Signer"
+
+
+def test_an_intermediate_that_is_not_a_ca_breaks_the_chain():
+    root, signer, key, intermediate = own_chain.chain(intermediate_is_ca=False)
+    with pytest.raises(FormatError, match="is not a CA"):
+        own_verify(root, own_chain.sign(CONTENT, signer, key, intermediate))
+
+
+def test_a_signer_certificate_expired_at_signing_time_is_refused():
+    root, signer, key, intermediate = own_chain.chain(signer_days=1)
+    with pytest.raises(FormatError, match="not at the signing time"):
+        own_verify(root, own_chain.sign(CONTENT, signer, key, intermediate))
+
+
+def test_a_chain_to_another_root_is_refused():
+    _root, signer, key, intermediate = own_chain.chain()
+    other_root, *_ = own_chain.chain()
+    with pytest.raises(FormatError, match="does not chain"):
+        own_verify(other_root, own_chain.sign(CONTENT, signer, key, intermediate))
+
+
+def test_a_signature_without_the_intermediate_does_not_chain():
+    root, signer, key, _intermediate = own_chain.chain()
+    with pytest.raises(FormatError, match="does not chain"):
+        own_verify(root, own_chain.sign(CONTENT, signer, key, signer))

@@ -36,8 +36,6 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha512": hashes.SHA512,
 }
 DigestOf = Callable[[str], bytes]
-_SIGNED_BY_KEY = ("rsassa_pkcs1v15", "sha256_rsa", "sha384_rsa", "sha512_rsa")
-_ECDSA = ("sha256_ecdsa", "sha384_ecdsa", "sha512_ecdsa", "ecdsa")
 
 
 def load_root(der_or_pem: bytes) -> Any:
@@ -70,12 +68,13 @@ def verify_detached(der: bytes, digest_of: DigestOf, roots: Sequence[Any], now: 
 
 
 def _parsed(step: Any, what: str) -> Any:
-    # asn1crypto parses lazily: a malformed structure surfaces as one of these when a field is read
+    # asn1crypto parses lazily: a malformed structure surfaces as one of these when a field is read (an
+    # AttributeError too: a flipped tag can turn a field into a type without `.native`)
     try:
         return step()
     except FormatError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as error:
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as error:
         raise FormatError(f"malformed {what}: {str(error)[:120]}") from None
 
 
@@ -136,7 +135,7 @@ def _verify_signer(
     signed_bytes = b"\x31" + attributes.dump()[1:]
     _check_signature(
         signer,
-        info["signature_algorithm"].signature_algo,
+        info["signature_algorithm"],
         digest_name,
         info["signature"].native,
         signed_bytes,
@@ -167,21 +166,34 @@ def _signer_certificate(sid: Any, certificates: list[Any]) -> Any:
 
 
 def _check_signature(
-    issuer: Any, algorithm: str, hash_name: str, signature: bytes, signed: bytes, failure: str
+    issuer: Any, algorithm: Any, hash_name: str, signature: bytes, signed: bytes, failure: str
 ) -> None:
+    """`signature` over `signed` by `issuer`'s key; `algorithm` is an asn1crypto SignedDigestAlgorithm
+    (RSA PKCS#1 v1.5, RSA-PSS or ECDSA), `hash_name` the digest it uses."""
     if hash_name not in _HASHES:
         raise FormatError(f"{failure}: hash {hash_name} is not accepted")
+    kind = algorithm.signature_algo
     try:
         key = load_der_public_key(issuer["tbs_certificate"]["subject_public_key_info"].dump())
         hash_algorithm = _HASHES[hash_name]()
-        if isinstance(key, rsa.RSAPublicKey) and algorithm in _SIGNED_BY_KEY:
+        if isinstance(key, rsa.RSAPublicKey) and kind == "rsassa_pkcs1v15":
             key.verify(signature, signed, padding.PKCS1v15(), hash_algorithm)
-        elif isinstance(key, ec.EllipticCurvePublicKey) and algorithm in _ECDSA:
+        elif isinstance(key, rsa.RSAPublicKey) and kind == "rsassa_pss":
+            key.verify(signature, signed, _pss(algorithm["parameters"], failure), hash_algorithm)
+        elif isinstance(key, ec.EllipticCurvePublicKey) and kind == "ecdsa":
             key.verify(signature, signed, ec.ECDSA(hash_algorithm))
         else:
-            raise FormatError(f"{failure}: signature algorithm {algorithm} with a {type(key).__name__}")
+            raise FormatError(f"{failure}: signature algorithm {kind} with a {type(key).__name__}")
     except (InvalidSignature, UnsupportedAlgorithm, ValueError):
         raise FormatError(failure) from None
+
+
+def _pss(parameters: Any, failure: str) -> padding.PSS:
+    mask = parameters["mask_gen_algorithm"]
+    mask_hash = mask["parameters"]["algorithm"].native
+    if mask["algorithm"].native != "mgf1" or mask_hash not in _HASHES:
+        raise FormatError(f"{failure}: RSA-PSS with mask {mask['algorithm'].native} {mask_hash}")
+    return padding.PSS(mgf=padding.MGF1(_HASHES[mask_hash]()), salt_length=parameters["salt_length"].native)
 
 
 def _check_usage(certificate: Any, leaf: bool) -> None:
@@ -237,7 +249,7 @@ def _issued_by(certificate: Any, issuer: Any) -> bool:
     try:
         _check_signature(
             issuer,
-            algorithm.signature_algo,
+            algorithm,
             algorithm.hash_algo,
             certificate["signature_value"].native,
             certificate["tbs_certificate"].dump(),
