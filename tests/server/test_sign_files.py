@@ -109,3 +109,31 @@ def test_pum_verify_flags_what_no_run_would_have_served(
     result = pum("--config", conf, "verify")
     assert result.code == ExitStatus.VERIFY, result
     assert expected in result.out
+
+
+@pytest.mark.parametrize(
+    ("relpath", "problem"),
+    [
+        ("test.cvd", None),
+        ("daily-27748.cdiff", None),
+        ("daily-27748.cvd.sign", None),
+        ("daily-27748.cdiff.sign", None),
+        ("dns.txt", None),
+        ("custom.ndb", None),  # plain-text databases are operator content (DatabaseCustomURL)
+        ("ibm/power/module.bin", None),
+        ("daily.cld", "a .cld is never served"),
+        ("daily.cud", "a .cud"),
+        ("Test.cvd", "a CVD is named <db>.cvd"),
+        ("daily.cdiff", "a CDIFF is named <db>-<N>.cdiff"),
+        ("daily.cvd.sign", "a .sign is named"),
+        ("daily-1.cld.sign", "a .sign is named"),
+        ("mirror/daily.cvd", "a VDF name below the root"),
+        ("a/dns.txt", "a VDF name below the root"),
+        ("a/b/daily-2.cdiff.sign", "a VDF name below the root"),
+    ],
+)
+def test_which_vdf_names_a_release_may_hold(relpath, problem):
+    from pum.sync.vdfcheck import name_problem
+
+    found = name_problem(relpath)
+    assert (found is None) if problem is None else (found is not None and problem in found)

@@ -22,7 +22,7 @@ from typing import Any
 
 from pum.formats import FormatError
 from pum.formats.cdiff import verify_cdiff
-from pum.formats.clamsign import parse_sign_file
+from pum.formats.clamsign import SIGN_FILE_LIMIT, parse_sign_file
 from pum.formats.cvd import CVD_HEADER_SIZE, CvdHeader, parse_cvd_header, verify_cvd
 from pum.formats.pkcs7 import load_root, verify_detached
 from pum.formats.productlist import VDF_SUFFIXES, VERSION_FILE
@@ -85,7 +85,9 @@ def check_vdf(path: Path, relpath: str, tree: Path, roots: tuple[Any, ...]) -> C
     if cdiff := _CDIFF.match(relpath):
         verify_cdiff(path.read_bytes(), expected_version=int(cdiff["n"]))
     elif _SIGN.match(relpath):
-        check_sign(path.read_bytes(), relpath, tree, roots)
+        with open(path, "rb") as stream:
+            # one byte more than a .sign may be, so that parse_sign_file refuses a longer one
+            check_sign(stream.read(SIGN_FILE_LIMIT + 1), relpath, tree, roots)
     return None
 
 
