@@ -72,6 +72,8 @@ def test_an_older_upstream_cvd_is_taken_only_with_allow_downgrade(upstream_tree,
     assert (served / "test.cvd").read_bytes() == (TESTDATA / "test-4.cvd").read_bytes()
     assert pum("--config", conf, "run", "--allow-downgrade").code == 0
     assert (served / "test.cvd").read_bytes() == (TESTDATA / "test-3.cvd").read_bytes()
+    log = (conf.parent / "log" / "pum.log").read_text()
+    assert "test: upstream is behind (3 < 4), taking 3 (--allow-downgrade)" in log
     assert (served / "test-3.cvd.sign").exists() and not (served / "test-4.cvd.sign").exists()
 
 

@@ -41,9 +41,13 @@ class VdfSource:
             old = served_version(staging.current_dir, db)
             current = upstream.versions[db]
             ctx.log.line(f"{db} old: {old if old is not None else '-'} current: {current}")
-            if old is not None and current < old and not ctx.allow_downgrade:
-                ctx.log.line(f"{db}: upstream is behind ({current} < {old}), keeping {old}")
-                continue
+            if old is not None and current < old:
+                if not ctx.allow_downgrade:
+                    ctx.log.line(f"{db}: upstream is behind ({current} < {old}), keeping {old}")
+                    continue
+                ctx.log.line(
+                    f"{db}: upstream is behind ({current} < {old}), taking {current} (--allow-downgrade)"
+                )
             if current != old:
                 fetch_database(ctx, ctx.transport(), db, old, current)
         drop_expired_cdiffs(ctx)
