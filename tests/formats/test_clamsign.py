@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 
 import pytest
+from asn1crypto import cms
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -177,3 +178,14 @@ def test_a_signature_without_the_intermediate_does_not_chain():
     root, signer, key, _intermediate = own_chain.chain()
     with pytest.raises(FormatError, match="does not chain"):
         own_verify(root, own_chain.sign(CONTENT, signer, key, signer))
+
+
+def test_a_second_message_digest_among_the_signed_attributes_is_refused():
+    info = cms.ContentInfo.load(pkcs7_of("test-6.cvd"))
+    signer = info["content"]["signer_infos"][0]
+    attributes = signer["signed_attrs"]
+    digest = next(a for a in attributes if a["type"].native == "message_digest")
+    attributes.append(cms.CMSAttribute.load(digest.dump()))
+    signer["signed_attrs"] = attributes
+    with pytest.raises(FormatError, match="message_digest must appear once"):
+        verify(info.dump(force=True), read("test-6.cvd"))

@@ -122,6 +122,11 @@ def _verify_signer(
     if not attributes:
         raise FormatError("no signed attributes (ClamAV's signatures carry the content's digest in them)")
     values = {attribute["type"].native: attribute["values"] for attribute in attributes}
+    # RFC 5652 11.1-11.3: each of these once, with one value, else two readers may see two digests
+    for unique in ("content_type", "message_digest", "signing_time"):
+        count = sum(1 for attribute in attributes if attribute["type"].native == unique)
+        if count > 1 or (count == 1 and len(values[unique]) != 1):
+            raise FormatError(f"the signed attribute {unique} must appear once with one value")
     if "content_type" not in values or values["content_type"][0].native != "data":
         raise FormatError("the signed content type is not data")
     if "message_digest" not in values:
