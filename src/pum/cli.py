@@ -97,14 +97,15 @@ def cli(click_ctx: click.Context) -> None:
 
 
 @cli.command()
+@click.option("--allow-downgrade", is_flag=True, help="Accept a CVD older than the one served.")
 @pass_context
-def run(ctx: Context) -> None:
+def run(ctx: Context, allow_downgrade: bool) -> None:
     """One update cycle: fetch what changed, verify it, publish a new release."""
     from pum.progress import download_progress
     from pum.run import run_once
 
     with ctx.run_log() as log, download_progress() as progress:
-        outcome = run_once(ctx.config, log, progress)
+        outcome = run_once(ctx.config, log, progress, allow_downgrade=allow_downgrade)
     if ctx.verbose or sys.stdout.isatty():
         click.echo(f"release {outcome.published} published" if outcome.published else "no new release")
 

@@ -261,6 +261,7 @@ class Config:
     fleet_keep_days: int = _key(90, _int_at_least(1))
     fleet_engine: str | None = _key(None, _engine_version)
     fleet_subs: tuple[Server, ...] = _key((), parse_servers)
+    trust_test_root: bool = _key(False, parse_yes_no)
 
     @property
     def proxy_url(self) -> str | None:

@@ -54,7 +54,11 @@ class Build:
 
 
 def run_cycle(
-    config: Config, log: RunLog, build: Build, progress: ProgressHook | None = None
+    config: Config,
+    log: RunLog,
+    build: Build,
+    progress: ProgressHook | None = None,
+    allow_downgrade: bool = False,
 ) -> CycleOutcome:
     store = Store(config)
     with RunLock(config.data_dir / "pum.lock"):
@@ -68,7 +72,7 @@ def run_cycle(
             if _held(store, log, build, "nothing fetched"):
                 return CycleOutcome(None, 0, 0)
             staging = store.begin()
-            ctx = SyncContext(config, log, store, staging, progress)
+            ctx = SyncContext(config, log, store, staging, progress, allow_downgrade=allow_downgrade)
             try:
                 build.fill(ctx)
                 published = publish_staged(config, store, staging, log, build)

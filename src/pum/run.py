@@ -54,7 +54,11 @@ class SourcesBuild(Build):
 
 
 def run_once(
-    config: Config, log: RunLog, progress: ProgressHook | None = None, sources: list[Source] | None = None
+    config: Config,
+    log: RunLog,
+    progress: ProgressHook | None = None,
+    sources: list[Source] | None = None,
+    allow_downgrade: bool = False,
 ) -> CycleOutcome:
     """One `pum run`; `sources` replaces the mode's (`pum import --bundle`: the bundle, local content)."""
-    return run_cycle(config, log, SourcesBuild(config, sources), progress)
+    return run_cycle(config, log, SourcesBuild(config, sources), progress, allow_downgrade=allow_downgrade)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pum.config import Config
 from pum.errors import StoreError, VerifyError
 from pum.formats import FormatError
 from pum.formats.manifest import Manifest
 from pum.store import Store, foreign_files, sha256_file
-from pum.sync.fetch import check_signature
+from pum.sync.vdfcheck import check_vdf, name_problem, pinned_roots
 
 
 @dataclass
@@ -38,12 +39,16 @@ def verify_served(config: Config, signatures: bool = True) -> VerifyReport:
     current = store.current_dir()
     if manifest is None or current is None:
         raise StoreError(f"nothing is served at {config.docroot} yet: run 'pum run' first")
-    report = verify_release(current, manifest, signatures=signatures)
+    report = verify_release(current, manifest, pinned_roots(config.trust_test_root), signatures=signatures)
     report.serial = manifest.serial
     return report
 
 
-def verify_release(release_dir: Path, manifest: Manifest, signatures: bool = True) -> VerifyReport:
+def verify_release(
+    release_dir: Path, manifest: Manifest, roots: tuple[Any, ...], signatures: bool = True
+) -> VerifyReport:
+    """Every file against the manifest; with `signatures`, every VDF file by the rules it was served by
+    (sync/vdfcheck.py: names, signatures, each `.sign` over its file against the pinned `roots`)."""
     report = VerifyReport()
     for relpath, record in manifest.files.items():
         path = release_dir / relpath
@@ -59,18 +64,19 @@ def verify_release(release_dir: Path, manifest: Manifest, signatures: bool = Tru
                 "sha256 differs from the manifest)"
             )
             continue
-        if signatures:
-            problem = _signature_problem(path, relpath)
-            if problem:
-                report.problems.append(f"{relpath}: {problem}")
+        problem = name_problem(relpath)
+        if problem is None and signatures:
+            problem = _signature_problem(path, relpath, release_dir, roots)
+        if problem:
+            report.problems.append(f"{relpath}: {problem}")
     for relpath in foreign_files(release_dir, manifest.files):
         report.problems.append(f"{relpath}: not in the manifest (written by hand? use 'pum import')")
     return report
 
 
-def _signature_problem(path: Path, relpath: str) -> str | None:
+def _signature_problem(path: Path, relpath: str, release_dir: Path, roots: tuple[Any, ...]) -> str | None:
     try:
-        check_signature(path, relpath)
+        check_vdf(path, relpath, release_dir, roots)
     except FormatError as error:
         return f"signature check failed: {error}"
     return None

@@ -22,6 +22,7 @@ class SyncContext:
     store: Store
     staging: Staging
     progress: ProgressHook | None = None
+    allow_downgrade: bool = False  # `pum run --allow-downgrade`: a CVD older than the served one is accepted
     _transports: dict[tuple[tuple[Server, ...], str], Transport] = field(default_factory=dict)
 
     def transport(self, servers: tuple[Server, ...] | None = None, protocol: str | None = None) -> Transport:

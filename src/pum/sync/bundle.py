@@ -21,7 +21,7 @@ from pum.errors import UpstreamError, VerifyError
 from pum.formats import FormatError
 from pum.formats.bundle import FILES_DIR, INDEX_NAME, MANIFEST_NAME, BundleIndex, parse_bundle_index
 from pum.formats.manifest import Manifest, parse_manifest
-from pum.sync.fetch import check_signature
+from pum.sync.fetch import accepted_file, recheck_carried_signs, refuse_vdf_names, signs_last
 from pum.sync.mirror import MIRROR_STATE, CopiedFrom, files_digest, is_hidden
 
 if TYPE_CHECKING:
@@ -237,27 +237,35 @@ def _stage(ctx: SyncContext, bundle: OpenedBundle) -> None:
     files = {relpath: record for relpath, record in manifest.files.items() if not is_hidden(relpath)}
     if not files:
         raise VerifyError(f"{bundle.where}: its release lists no files; an empty release is not imported")
-    for relpath, record in files.items():
+    # the same rules as mirror mode (sync/vdfcheck.py): VDF names only at the root, each file by its own
+    # signature, a .sign over the file it signs, no older CVD than the served one
+    refuse_vdf_names(bundle.where, files)
+    carried_over = []
+    for relpath in signs_last(files):
+        record = files[relpath]
         copy = bundle.files.get(relpath)
         if copy is not None:
             carried = index.files[relpath]
             if (carried.size, carried.sha256) != (record.size, record.sha256):
                 raise VerifyError(f"{bundle.where}: {relpath}: the index and the manifest disagree: refused")
             try:
-                check_signature(copy, relpath)
+                accepted_file(ctx, copy, relpath)
             except FormatError as error:
                 raise VerifyError(f"{bundle.where}: {relpath}: refused: {error}") from None
             staging.put(relpath, copy, mtime=record.mtime, sha256=record.sha256)
         elif held.get(relpath) == record:
             staging.link_from_current(relpath)
+            carried_over.append(relpath)
         elif relpath in held and (held[relpath].sha256, held[relpath].size) == (record.sha256, record.size):
             _restamp(ctx, relpath, record.mtime, record.sha256)
+            carried_over.append(relpath)
         else:
             needed = f"'pum export --since {ours.serial}'" if ours and ours.upper == origin else "--full"
             raise VerifyError(
                 f"{bundle.where}: {relpath} is neither in the bundle nor held here: this PUM needs a bundle "
                 f"made with {needed}"
             )
+    recheck_carried_signs(ctx, carried_over, lambda relpath: f"{bundle.where}: {relpath}")
     staging.source = CopiedFrom(origin, manifest.serial, manifest.created, digest).text()
     log.line(
         f"bundle release {manifest.serial} ({manifest.created}): {len(files)} files, "

@@ -19,7 +19,7 @@ from pum.errors import UpstreamError, VerifyError
 from pum.formats import FormatError
 from pum.formats.productlist import safe_relative_path
 from pum.store import sha256_file
-from pum.sync.fetch import verified_by_name
+from pum.sync.fetch import accepted, recheck_carried_signs, refuse_vdf_names, signs_last
 from pum.sync.mirror import MIRROR_STATE, is_hidden, url_path
 
 if TYPE_CHECKING:
@@ -118,12 +118,17 @@ def crawl_upper(ctx: SyncContext, transport: Transport, state: dict[str, Any]) -
             f"{transport.url_for(transport.chosen or transport.servers[0], '')}: its index pages list no "
             "files; an empty release is not copied"
         )
+    server_used = transport.chosen or transport.servers[0]
+    refuse_vdf_names(transport.url_for(server_used, ""), files)
     remembered = state.get("index_files", {}) if state.get("upper") == server else {}
     entries: dict[str, dict[str, Any]] = {}
-    received, count = transport.bytes_received, 0
-    for relpath in files:
+    received, count, carried = transport.bytes_received, 0, []
+    for relpath in signs_last(files):
         entries[relpath], fetched = _copy_listed(ctx, transport, relpath, remembered.get(relpath))
         count += fetched
+        if not fetched:
+            carried.append(relpath)
+    recheck_carried_signs(ctx, carried, lambda relpath: transport.url_for(server_used, url_path(relpath)))
     if not staging.has("dns.txt"):
         from pum.sync.vdf import UpstreamVersions, write_version_file
 
@@ -184,7 +189,7 @@ def _stage(ctx: SyncContext, got: Fetched, relpath: str) -> dict[str, Any]:
     assert got.path is not None
     if got.last_modified:
         os.utime(got.path, (got.last_modified, got.last_modified))
-    header = verified_by_name(got, relpath)
+    header = accepted(ctx, got, relpath)
     # a CVD's mtime is its build time, as in every PUM release: freshclam's If-Modified-Since is that time
     mtime = header.build_time if header is not None else (got.last_modified or time.time())
     ctx.staging.put(relpath, got.path, mtime=mtime, sha256=got.sha256, keep_source=True)

@@ -4,23 +4,21 @@ refusal (bytes discarded, URL named) of a file that fails its check. Shared by t
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pum.errors import VerifyError
 from pum.formats import FormatError
-from pum.formats.cdiff import verify_cdiff
 from pum.formats.cvd import CvdHeader, verify_cvd
 from pum.store import sha256_file
+from pum.sync.vdfcheck import check_vdf, name_problem, newer_served_version, pinned_roots
 
 if TYPE_CHECKING:
     from pum.net.transport import Fetched, Transport
     from pum.sync import SyncContext
 
 T = TypeVar("T")
-_ROOT_CDIFF = re.compile(r"^[^/]+-(?P<n>\d+)\.cdiff$")
 
 
 def download_kept(
@@ -78,28 +76,58 @@ def verified_cvd(fetched: Fetched, db: str) -> CvdHeader:
         raise VerifyError(f"{fetched.url}: refused: {error}") from None
 
 
-def check_signature(path: Path, relpath: str) -> CvdHeader | None:
-    """The signature checks a release path calls for: a `*.cvd` or `*.cdiff` at the tree's root (where
-    freshclam looks) is checked whole; anything else passes (its checksum is checked elsewhere).
-    Returns the header of a CVD; raises FormatError."""
-    if "/" in relpath:
-        return None
-    if relpath.endswith(".cvd"):
-        with open(path, "rb") as stream:
-            return verify_cvd(stream, relpath.removesuffix(".cvd"))
-    if relpath.endswith(".cdiff"):
-        cdiff = _ROOT_CDIFF.match(relpath)
-        if not cdiff:
-            raise FormatError(f"{relpath}: a CDIFF is named <db>-<version>.cdiff")
-        verify_cdiff(path.read_bytes(), expected_version=int(cdiff["n"]))
-    return None
+def roots_of(ctx: SyncContext) -> tuple[Any, ...]:
+    return pinned_roots(ctx.config.trust_test_root)
 
 
-def verified_by_name(fetched: Fetched, relpath: str) -> CvdHeader | None:
-    """`check_signature` on a download: a failure discards it and becomes a VerifyError naming its URL."""
+def refuse_vdf_names(where: str, relpaths: Iterable[str]) -> None:
+    """Before anything is fetched: a file set holding a VDF name no release may hold is refused whole."""
+    for relpath in relpaths:
+        problem = name_problem(relpath)
+        if problem:
+            raise VerifyError(f"{where}: refused: {relpath}: {problem}; the last good release stays served")
+
+
+def signs_last(relpaths: Iterable[str]) -> list[str]:
+    """`.sign` files after everything else: each is checked against its file, staged before it."""
+    return sorted(relpaths, key=lambda relpath: relpath.endswith(".sign"))
+
+
+def accepted(ctx: SyncContext, fetched: Fetched, relpath: str) -> CvdHeader | None:
+    """`vdfcheck.check_vdf` on a download about to be staged as `relpath` (a `.sign` against the staged
+    file it signs), and no CVD older than the served one unless the operator allowed it. A failure
+    discards the download and becomes a VerifyError naming its URL. Returns the header of a CVD."""
     assert fetched.path is not None
     try:
-        return check_signature(fetched.path, relpath)
+        return accepted_file(ctx, fetched.path, relpath)
     except FormatError as error:
         discard(fetched)
         raise VerifyError(f"{fetched.url}: refused: {error}") from None
+
+
+def accepted_file(ctx: SyncContext, path: Path, relpath: str) -> CvdHeader | None:
+    """`accepted` for a file at hand; raises FormatError."""
+    header = check_vdf(path, relpath, ctx.staging.dir, roots_of(ctx))
+    served = newer_served_version(relpath, header, ctx.staging.current_dir)
+    if served is None:
+        return header
+    assert header is not None
+    downgrade = (
+        f"{relpath} is version {header.version}, older than the version {served} we serve (a downgrade)"
+    )
+    if not ctx.allow_downgrade:
+        raise FormatError(f"{downgrade}; 'pum run --allow-downgrade' accepts it")
+    ctx.log.line(f"{downgrade}: accepted (--allow-downgrade)")
+    return header
+
+
+def recheck_carried_signs(ctx: SyncContext, carried: Iterable[str], url_of: Callable[[str], str]) -> None:
+    """`.sign` files carried over from the served release (not downloaded in this run) are checked again
+    over the file they sign in the staged release: that file may be new, and a PUM before this check
+    served `.sign` files unchecked. A failure is a VerifyError naming the file's upstream URL."""
+    for relpath in carried:
+        if relpath.endswith(".sign"):
+            try:
+                accepted_file(ctx, ctx.staging.path_of(relpath), relpath)
+            except FormatError as error:
+                raise VerifyError(f"{url_of(relpath)}: refused: {error}") from None

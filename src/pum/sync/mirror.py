@@ -2,8 +2,9 @@
 
 One conditional GET of `/.pum/manifest.json` (If-None-Match / If-Modified-Since): 304 leaves the served
 release as it is. Otherwise each file the upper lists is hard-linked from our release when we hold it
-already, else downloaded (resumable, kept across a killed run), checked against the manifest's sha256 and,
-for `<db>.cvd` / `<db>-<N>.cdiff`, their signatures, and staged with the upper's mtime: the same names,
+already, else downloaded (resumable, kept across a killed run), checked against the manifest's sha256 and
+by server mode's rules (sync/vdfcheck.py: VDF names only at the root, each by its own signature, no
+downgrade), and staged with the upper's mtime: the same names,
 mtimes and `dns.txt` as the upper. An upper without a manifest is crawled by its index pages (crawl.py).
 """
 
@@ -24,7 +25,15 @@ from pum.errors import PumError, UpstreamError, VerifyError
 from pum.formats import FormatError
 from pum.formats.manifest import FileRecord, Manifest, parse_manifest
 from pum.store import MANIFEST_PATH
-from pum.sync.fetch import discard, download_kept, verified_by_name
+from pum.sync.fetch import (
+    accepted,
+    accepted_file,
+    discard,
+    download_kept,
+    recheck_carried_signs,
+    refuse_vdf_names,
+    signs_last,
+)
 
 if TYPE_CHECKING:
     from pum.net.transport import Fetched, Transport
@@ -195,18 +204,23 @@ def copy_release(ctx: SyncContext, transport: Transport, fetched: Fetched, manif
         )
     if not files:
         raise VerifyError(f"{fetched.url}: lists no files; an empty release is not copied")
+    refuse_vdf_names(fetched.url, files)
     staging.source = copied.text()
     held = dict(staging.current.files) if staging.current is not None else {}
     by_content = {(record.sha256, record.size): path for path, record in held.items()}
-    received, count = transport.bytes_received, 0
-    for relpath, record in files.items():
+    received, count, carried = transport.bytes_received, 0, []
+    for relpath in signs_last(files):
+        record = files[relpath]
         if held.get(relpath) == record:
             staging.link_from_current(relpath)
+            carried.append(relpath)
         elif (record.sha256, record.size) in by_content:
             _reuse_held(ctx, relpath, by_content[(record.sha256, record.size)], record)
+            carried.append(relpath)
         else:
             _download(ctx, transport, fetched, manifest, relpath, record)
             count += 1
+    recheck_carried_signs(ctx, carried, lambda relpath: transport.url_for(fetched.server, url_path(relpath)))
     log.line(f"files checked {len(files)}, fetched {count}, bytes {transport.bytes_received - received}")
 
 
@@ -216,6 +230,11 @@ def _reuse_held(ctx: SyncContext, relpath: str, held_path: str, record: FileReco
     staging = ctx.staging
     assert staging.current is not None and staging.current_dir is not None
     source = staging.current_dir / held_path
+    if held_path != relpath:
+        try:
+            accepted_file(ctx, source, relpath)
+        except FormatError as error:
+            raise VerifyError(f"our {held_path} as the upper's {relpath}: refused: {error}") from None
     if staging.current.files[held_path].mtime == record.mtime:
         staging.put(relpath, source, mtime=record.mtime, sha256=record.sha256, keep_source=True)
         return
@@ -260,7 +279,7 @@ def _download(
         )
     else:
         raise AssertionError("unreachable: the second attempt starts from nothing")
-    verified_by_name(got, relpath)
+    accepted(ctx, got, relpath)
     assert got.path is not None
     ctx.staging.put(relpath, got.path, mtime=record.mtime, sha256=record.sha256, keep_source=True)
     ctx.log.line(f"download {relpath} ({got.size} bytes)")

@@ -16,7 +16,7 @@ from pum.formats.cvd import CvdHeader, parse_cvd_header
 from pum.formats.version_record import VersionRecord, parse_version_record
 from pum.net.dns import lookup_txt
 from pum.sync import SyncContext
-from pum.sync.fetch import discard, download_kept, verified, verified_cvd
+from pum.sync.fetch import accepted, discard, download_kept, verified, verified_cvd
 
 if TYPE_CHECKING:
     from pum.net.transport import Fetched, Transport
@@ -42,8 +42,12 @@ class VdfSource:
             current = upstream.versions[db]
             ctx.log.line(f"{db} old: {old if old is not None else '-'} current: {current}")
             if old is not None and current < old:
-                ctx.log.line(f"{db}: upstream is behind ({current} < {old}), keeping {old}")
-                continue
+                if not ctx.allow_downgrade:
+                    ctx.log.line(f"{db}: upstream is behind ({current} < {old}), keeping {old}")
+                    continue
+                ctx.log.line(
+                    f"{db}: upstream is behind ({current} < {old}), taking {current} (--allow-downgrade)"
+                )
             if current != old:
                 fetch_database(ctx, ctx.transport(), db, old, current)
         drop_expired_cdiffs(ctx)
@@ -198,9 +202,11 @@ def fetch_cdiffs(ctx: SyncContext, transport: Transport, db: str, old: int | Non
 
 
 def _fetch_optional_sign(ctx: SyncContext, transport: Transport, name: str) -> None:
-    """Detached signatures (ClamAV >= 1.5) where upstream has them; a 404 is normal for older mirrors."""
+    """Detached signatures (ClamAV >= 1.5) where upstream has them; a 404 is normal for older mirrors.
+    Checked against the file they sign (staged before them) and ClamAV's pinned roots."""
     fetched = download_kept(ctx, transport, name)
     if fetched is not None:
+        accepted(ctx, fetched, name)
         _stage(ctx, name, fetched)
 
 
