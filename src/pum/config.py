@@ -60,24 +60,43 @@ def parse_yes_no(text: str) -> bool:
     raise ValueError(f"expected yes or no, got {text!r}")
 
 
-def _int_at_least(minimum: int) -> Callable[[str], int]:
+_WHOLE = re.compile(r"[0-9]{1,12}")
+_DECIMAL = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
+
+
+def _int_between(minimum: int, maximum: int) -> Callable[[str], int]:
+    """ASCII digits only (int() also takes '１２' and '1_000'), within bounds: a value that passes here
+    cannot hang or crash a run later (log_generation=100000000000000000000 rotated forever)."""
+
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise ValueError(f"must be at least {minimum}, got {value}")
+        if not _WHOLE.fullmatch(text):
+            raise ValueError(f"expected a whole number, got {text!r}")
+        value = int(text)
+        if not minimum <= value <= maximum:
+            raise ValueError(f"must be {minimum}-{maximum}, got {value}")
         return value
 
     return parse
 
 
 def _port(text: str) -> int:
-    value = _int_at_least(1)(text)
-    if value > 65535:
-        raise ValueError(f"port must be 1-65535, got {value}")
-    return value
+    if not _WHOLE.fullmatch(text) or not 1 <= int(text) <= 65535:
+        raise ValueError(f"port must be 1-65535, got {text!r}")
+    return int(text)
+
+
+def _timeout(text: str) -> float:
+    """Seconds as plain decimals, more than 0 and at most an hour: no nan, inf or 1e400."""
+    if not _DECIMAL.fullmatch(text) or not 0 < float(text) <= 3600:
+        raise ValueError(f"expected seconds above 0 and at most 3600 (such as 30 or 2.5), got {text!r}")
+    return float(text)
+
+
+def _user_agent(text: str) -> str:
+    # a header value: printable ASCII only (httpx refuses others mid-run)
+    if not re.fullmatch(r"[\x20-\x7e]{1,200}", text):
+        raise ValueError("expected at most 200 printable ASCII characters")
+    return text
 
 
 def parse_seconds(text: str) -> float:
@@ -226,7 +245,7 @@ class Config:
     mode: str = _key("server", _choice("server", "mirror"))
     logfile: Path = _key(Path("/var/log/pum/pum.log"), _text, path=True)
     log_rotate: bool = _key(True, parse_yes_no)
-    log_generation: int = _key(5, _int_at_least(1))
+    log_generation: int = _key(5, _int_between(1, 1000))
     update_servers: tuple[Server, ...] = _key((Server("database.clamav.net"),), parse_servers)
     update_protocol: str = _key("https", _choice("http", "https"))
     proxy_host: str | None = _key(None, _text)
@@ -234,31 +253,31 @@ class Config:
     proxy_user: str | None = _key(None, _text)
     proxy_passwd: str | None = _key(None, _text, secret=True)
     dns_resolve: bool = _key(True, parse_yes_no)
-    retention_period: int = _key(30, _int_at_least(0))
+    retention_period: int = _key(30, _int_between(0, 3650))
     docroot: Path = _key(Path("/var/www/pum"), _text, path=True)
     data_dir: Path = _key(Path("/var/lib/pum"), _text, path=True)
     databases: tuple[str, ...] = _key(("main", "daily", "bytecode"), _databases)
     dns_record: str = _key("current.cvd.clamav.net", _text)
     nameservers: tuple[Nameserver, ...] = _key((), _nameservers)
     ca_bundle: Path | None = _key(None, _text, path=True)
-    user_agent: str = _key(f"PUM/{__version__}", _text)
-    connect_timeout: float = _key(30.0, parse_seconds)
-    read_timeout: float = _key(60.0, parse_seconds)
-    retries: int = _key(3, _int_at_least(0))
-    keep_releases: int = _key(3, _int_at_least(1))
+    user_agent: str = _key(f"PUM/{__version__}", _user_agent)
+    connect_timeout: float = _key(30.0, _timeout)
+    read_timeout: float = _key(60.0, _timeout)
+    retries: int = _key(3, _int_between(0, 20))
+    keep_releases: int = _key(3, _int_between(1, 1000))
     validate_command: str | None = _key(None, _text)
     products: tuple[str, ...] = _key((), _product_lists)
     product_servers: tuple[Server, ...] = _key((), parse_servers)
     listen: str = _key("127.0.0.1:8080", _listen)
-    workers: int = _key(1, _int_at_least(1))
+    workers: int = _key(1, _int_between(1, 256))
     tls_cert: Path | None = _key(None, _text, path=True)
     tls_key: Path | None = _key(None, _text, path=True)
     access_log: Path = _key(Path("/var/log/pum-access.log"), _text, path=True)
-    max_cdiffs: int = _key(300, _int_at_least(1))
-    initial_cdiffs: int = _key(100, _int_at_least(0))
+    max_cdiffs: int = _key(300, _int_between(1, 10000))
+    initial_cdiffs: int = _key(100, _int_between(0, 10000))
     client_logs: tuple[str, ...] = _key((), _log_paths)
     fleet_stale_hours: float = _key(26.0, _hours)
-    fleet_keep_days: int = _key(90, _int_at_least(1))
+    fleet_keep_days: int = _key(90, _int_between(1, 3650))
     fleet_engine: str | None = _key(None, _engine_version)
     fleet_subs: tuple[Server, ...] = _key((), parse_servers)
     trust_test_root: bool = _key(False, parse_yes_no)
@@ -303,6 +322,8 @@ def default_listen() -> str:
 KEYS: dict[str, Key] = {item.name: item.metadata["key"] for item in fields(Config) if "key" in item.metadata}
 
 _KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+# NUL in a path is a crash in open(); other control characters are never meant (tab aside)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def parse_config(text: str, path: Path | None = None, shown_as: str | None = None) -> Config:
@@ -332,6 +353,12 @@ def parse_config(text: str, path: Path | None = None, shown_as: str | None = Non
             raise ConfigError(f"{where}:{number}: no blanks allowed around '=' (write name=value)")
         if raw_value == "":
             continue
+        control = _CONTROL.search(raw_value)
+        if control:
+            raise ConfigError(
+                f"{where}:{number}: bad value for {key}: control character {control[0]!r} "
+                "(a damaged file, or binary pasted in?)"
+            )
         try:
             value: Any = KEYS[key].parse(raw_value)
         except ValueError as error:
@@ -347,6 +374,8 @@ def parse_config(text: str, path: Path | None = None, shown_as: str | None = Non
 
 
 def _check_combinations(config: Config, where: str, seen: dict[str, int]) -> None:
+    if config.ca_bundle is not None and not config.ca_bundle.is_file():
+        raise ConfigError(f"{where}:{seen['ca_bundle']}: ca_bundle {config.ca_bundle}: no such file")
     if (config.tls_cert is None) != (config.tls_key is None):
         line = seen.get("tls_cert") or seen.get("tls_key")
         raise ConfigError(f"{where}:{line}: tls_cert and tls_key must be set together")

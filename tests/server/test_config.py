@@ -158,3 +158,33 @@ def test_an_explicit_scheme_in_update_servers_wins_over_update_protocol():
 def test_an_unknown_scheme_in_update_servers_is_refused():
     with pytest.raises(ConfigError, match="only http://, https:// or file:// servers"):
         parse_config("update_servers=ftp://old.example\n")
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("data_dir=/var/lib/pum\x00x", "control character"),
+        ("logfile=/var/log/pum\x1b[31m.log", "control character"),
+        ("connect_timeout=nan", "seconds above 0"),
+        ("read_timeout=inf", "seconds above 0"),
+        ("read_timeout=1e400", "seconds above 0"),
+        ("read_timeout=86400", "at most 3600"),
+        ("user_agent=PUM/2.0 \u30c6\u30b9\u30c8", "printable ASCII"),
+        ("log_generation=1e20", "whole number"),
+        ("log_generation=100000000000000000000", "whole number"),
+        ("log_generation=\uff15", "whole number"),
+        ("retries=1_000", "whole number"),
+        ("keep_releases=0", "1-1000"),
+        ("proxy_port=\u0661\u0662", "1-65535"),
+    ],
+)
+def test_values_that_would_crash_or_hang_a_run_are_refused_with_file_and_line(line, message):
+    with pytest.raises(ConfigError, match=message) as refused:
+        parse_config(f"mode=server\n{line}\n", shown_as="pum.conf")
+    assert str(refused.value).startswith("pum.conf:2: bad value for ")
+    assert "\n" not in str(refused.value)
+
+
+def test_a_missing_ca_bundle_is_named_at_its_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"^pum.conf:3: ca_bundle .*/missing.pem: no such file$"):
+        parse_config(f"mode=server\n\nca_bundle={tmp_path}/missing.pem\n", shown_as="pum.conf")
