@@ -107,15 +107,16 @@ def _split_host_port(item: str) -> tuple[str, int | None]:
 def parse_servers(text: str) -> tuple[Server, ...]:
     servers = []
     for item in _comma_list(text):
-        scheme, separator, rest = item.partition("://")
+        written, separator, rest = item.partition("://")
+        scheme: str | None = written.lower() if separator else None
         if not separator:
-            scheme, rest = None, item
-        elif scheme.lower() not in ("http", "https"):
+            rest = item
+        elif scheme not in ("http", "https"):
             raise ValueError(f"only http:// or https:// servers, got {item!r}")
         hostport, slash, path = rest.partition("/")
         host, port = _split_host_port(hostport)
         path = ("/" + path.strip("/")) if slash and path.strip("/") else ""
-        servers.append(Server(host, port, path, scheme.lower() if scheme else None))
+        servers.append(Server(host, port, path, scheme))
     if not servers:
         raise ValueError("needs at least one server")
     return tuple(servers)

@@ -60,7 +60,7 @@ def collect_status(config: Config) -> dict[str, Any]:
     for server in config.update_servers:
         active = cool_downs.active(server)
         if active:
-            document["cool_downs"][str(server)] = active
+            document["cool_downs"][str(server)] = {"until": active.until, "reason": active.reason}
     mirror = store.read_state("mirror.json")
     if mirror:
         document["mirror"] = mirror

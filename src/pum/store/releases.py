@@ -19,7 +19,15 @@ from pum.clock import utc_stamp
 from pum.config import Config
 from pum.errors import StoreError
 from pum.formats.manifest import FileRecord, Manifest, parse_manifest
-from pum.store.state import LAST_RUN, LastRun, Report, read_document, write_document
+from pum.store.state import (
+    LAST_RUN,
+    MIRROR_STATE,
+    LastRun,
+    MirrorState,
+    Report,
+    read_document,
+    write_document,
+)
 
 LAYOUT_GENERATION = 1
 MANIFEST_PATH = ".pum/manifest.json"
@@ -243,9 +251,6 @@ class Store:
 
     # -- state documents ------------------------------------------------------------------------
 
-    def write_state(self, name: str, document: Mapping[str, Any]) -> None:
-        write_document(self.state / name, document)
-
     def read_state(self, name: str, report: Report | None = None) -> dict[str, Any] | None:
         """A state document as JSON; a damaged one is reported, moved aside and read as absent."""
         return read_document(self.state / name, dict, report)
@@ -255,6 +260,12 @@ class Store:
 
     def write_last_run(self, last_run: LastRun) -> None:
         write_document(self.state / LAST_RUN, last_run.to_json())
+
+    def mirror_state(self, report: Report | None = None) -> MirrorState | None:
+        return read_document(self.state / MIRROR_STATE, MirrorState.from_json, report)
+
+    def write_mirror_state(self, state: MirrorState) -> None:
+        write_document(self.state / MIRROR_STATE, state.to_json())
 
 
 class Staging:

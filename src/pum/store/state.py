@@ -43,14 +43,16 @@ def read_document(path: Path, parse: Callable[[dict[str, Any]], T], report: Repo
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as error:
-        return _damaged(path, str(error), report)
+        _damaged(path, str(error), report)
+        return None
     try:
         document = json.loads(text, parse_constant=_no_constant)
         if not isinstance(document, dict):
             raise DamagedState("not a JSON object")
         return parse(document)
     except (ValueError, TypeError, KeyError, AttributeError) as error:
-        return _damaged(path, str(error), report)
+        _damaged(path, str(error), report)
+        return None
 
 
 def _no_constant(name: str) -> float:
@@ -66,7 +68,6 @@ def _damaged(path: Path, reason: str, report: Report | None) -> None:
         reset = f"cannot be moved aside ({error.strerror}); ignored"
     if report is not None:
         report(f"state file {path} is damaged ({reason}): {reset}")
-    return None
 
 
 def _string(value: object, name: str, optional: bool = False) -> Any:
@@ -145,3 +146,124 @@ def cool_downs_from_json(document: dict[str, Any]) -> dict[str, CoolDown]:
 
 def cool_downs_to_json(entries: Mapping[str, CoolDown]) -> dict[str, Any]:
     return {server: asdict(entry) for server, entry in sorted(entries.items())}
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What the upper's manifest answer carried, to ask it "changed since?" next run: only while we serve
+    the file set (`files`, a files_digest) they describe, and only of the server that gave them."""
+
+    server: str
+    etag: str | None
+    last_modified: float | None
+    files: str
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """A file copied by index pages: its validators as the server gave them, and what we hold."""
+
+    etag: str | None
+    last_modified: float | None
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Lag:
+    """How far behind the upper we are: `behind` for people, the numbers for metrics."""
+
+    behind: str
+    behind_releases: int | None
+    behind_seconds: int | None
+
+
+@dataclass(frozen=True)
+class MirrorState:
+    """`mirror.json` (mirror mode): the upper, its newest release as last seen, how far behind we are, and
+    what the next run's conditional requests need (manifest validators, or per-file ones for index pages)."""
+
+    mode: str  # "manifest" or "index pages"
+    upper: str
+    upper_url: str
+    upper_serial: int | None
+    upper_created: str | None
+    checked: str
+    lag: Lag
+    validators: Validators | None = None
+    index_files: Mapping[str, IndexFile] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "mode": self.mode,
+            "upper": self.upper,
+            "upper_url": self.upper_url,
+            "upper_serial": self.upper_serial,
+            "upper_created": self.upper_created,
+            "checked": self.checked,
+            **asdict(self.lag),
+        }
+        if self.validators is not None:
+            document["validators"] = asdict(self.validators)
+        if self.index_files is not None:
+            document["index_files"] = {
+                path: asdict(entry) for path, entry in sorted(self.index_files.items())
+            }
+        return document
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> MirrorState:
+        validators = document.get("validators")
+        index_files = document.get("index_files")
+        return cls(
+            mode=_string(document["mode"], "mode"),
+            upper=_string(document["upper"], "upper"),
+            upper_url=_string(document["upper_url"], "upper_url"),
+            upper_serial=_count(document.get("upper_serial"), "upper_serial", optional=True),
+            upper_created=_string(document.get("upper_created"), "upper_created", optional=True),
+            checked=_string(document["checked"], "checked"),
+            lag=Lag(
+                behind=_string(document["behind"], "behind"),
+                behind_releases=_number(document.get("behind_releases"), "behind_releases"),
+                behind_seconds=_number(document.get("behind_seconds"), "behind_seconds"),
+            ),
+            validators=None if validators is None else _validators(validators),
+            index_files=None if index_files is None else _index_files(index_files),
+        )
+
+
+def _number(value: object, name: str) -> Any:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise DamagedState(f"{name}: expected a whole number, got {value!r}")
+
+
+def _moment(value: object, name: str) -> float | None:
+    return None if value is None else _seconds(value, name)
+
+
+def _validators(document: object) -> Validators:
+    if not isinstance(document, dict):
+        raise DamagedState(f"validators: expected an object, got {document!r}")
+    return Validators(
+        server=_string(document["server"], "validators.server"),
+        etag=_string(document.get("etag"), "validators.etag", optional=True),
+        last_modified=_moment(document.get("last_modified"), "validators.last_modified"),
+        files=_string(document["files"], "validators.files"),
+    )
+
+
+def _index_files(document: object) -> dict[str, IndexFile]:
+    if not isinstance(document, dict):
+        raise DamagedState(f"index_files: expected an object, got {document!r}")
+    found = {}
+    for path, entry in document.items():
+        if not isinstance(entry, dict):
+            raise DamagedState(f"index_files.{path}: expected an object, got {entry!r}")
+        found[path] = IndexFile(
+            etag=_string(entry.get("etag"), f"{path}.etag", optional=True),
+            last_modified=_moment(entry.get("last_modified"), f"{path}.last_modified"),
+            size=_count(entry["size"], f"{path}.size"),
+            sha256=_string(entry["sha256"], f"{path}.sha256"),
+        )
+    return found
