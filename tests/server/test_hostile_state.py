@@ -89,3 +89,23 @@ def test_a_redirect_loop_is_an_upstream_error_naming_the_url(upstream_tree, upst
     assert f"ERROR: http://{upstream.address}/test.cvd: too many redirects" in run_log(conf)
     last_run = json.loads((conf.parent / "data" / "state" / "last_run.json").read_text())
     assert last_run["result"] == "error"
+
+
+def test_a_hold_reads_back_as_written_and_any_text_holds():
+    from pum.store.state import Hold
+
+    assert Hold.from_text(Hold("rolled back to release 3", "2025-09-01 03:32:05").text() + "\n") == Hold(
+        "rolled back to release 3", "2025-09-01 03:32:05"
+    )
+    assert Hold.from_text("") == Hold("held", None)
+    assert Hold.from_text("vendor asked us to wait\n").text() == "vendor asked us to wait"
+
+
+def test_a_huge_hold_file_is_read_only_in_part(pum_conf, pum):
+    conf = pum_conf()
+    state = conf.parent / "data" / "state"
+    state.mkdir(parents=True)
+    (state / "hold").write_bytes(b"x" * (8 << 20))
+    result = pum("--config", conf, "status", "--json")
+    assert result.code == 0
+    assert len(json.loads(result.out)["held"]) <= 4096

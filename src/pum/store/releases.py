@@ -20,8 +20,10 @@ from pum.config import Config
 from pum.errors import StoreError
 from pum.formats.manifest import FileRecord, Manifest, parse_manifest
 from pum.store.state import (
+    HOLD,
     LAST_RUN,
     MIRROR_STATE,
+    Hold,
     LastRun,
     MirrorState,
     Report,
@@ -104,17 +106,23 @@ class Store:
 
     @property
     def hold_file(self) -> Path:
-        return self.state / "hold"
+        return self.state / HOLD
 
-    def held(self) -> str | None:
+    def hold_state(self) -> Hold | None:
         try:
-            return self.hold_file.read_text().strip() or "held"
+            with open(self.hold_file, "rb") as stream:
+                return Hold.from_text(stream.read(Hold.LIMIT).decode("utf-8", errors="replace"))
         except FileNotFoundError:
             return None
 
+    def held(self) -> str | None:
+        """Why publishing is held (with since when), or None."""
+        hold = self.hold_state()
+        return hold.text() if hold is not None else None
+
     def hold(self, reason: str) -> None:
         self.state.mkdir(parents=True, exist_ok=True)
-        self.hold_file.write_text(f"{reason} (since {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+        self.hold_file.write_text(Hold(reason, time.strftime("%Y-%m-%d %H:%M:%S")).text() + "\n")
 
     def unhold(self) -> bool:
         try:

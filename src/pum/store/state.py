@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 LAST_RUN = "last_run.json"
+HOLD = "hold"
 COOL_DOWNS = "cooldown.json"
 MIRROR_STATE = "mirror.json"
 
@@ -123,6 +125,30 @@ class LastRun:
             requests=_count(document.get("requests"), "requests", optional=True),
             bytes=_count(document.get("bytes"), "bytes", optional=True),
         )
+
+
+@dataclass(frozen=True)
+class Hold:
+    """`state/hold`: publishing is held (`pum hold`, `pum rollback`); one line an operator can read and
+    write: `<reason> (since <local time>)`."""
+
+    reason: str
+    since: str | None
+
+    _SINCE = re.compile(r"^(?P<reason>.*) \(since (?P<since>[^()]*)\)$", re.S)
+    LIMIT: ClassVar[int] = 4096  # a hold file is one line; more is not read
+
+    def text(self) -> str:
+        return f"{self.reason} (since {self.since})" if self.since else self.reason
+
+    @classmethod
+    def from_text(cls, text: str) -> Hold:
+        """Any text is a hold (an operator may `touch` or write the file by hand)."""
+        text = text.strip()
+        match = cls._SINCE.match(text)
+        if match:
+            return cls(match["reason"].strip() or "held", match["since"])
+        return cls(text or "held", None)
 
 
 @dataclass(frozen=True)

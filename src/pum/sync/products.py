@@ -13,7 +13,6 @@ and the last good release stays served, as for a refused CVD.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -23,6 +22,12 @@ from pum.errors import UpstreamError, VerifyError
 from pum.formats import FormatError
 from pum.formats.httpdate import http_date
 from pum.formats.productlist import ListEntry, parse_product_list, reserved_path_problem
+from pum.formats.products_record import (
+    ListedFile,
+    ProductsRecord,
+    parse_products_record,
+    products_record_bytes,
+)
 from pum.net.answers import Body, Missing, NotModified
 from pum.store import Staging, md5_file
 from pum.store.local_area import LocalArea
@@ -34,12 +39,6 @@ if TYPE_CHECKING:
 
 PRODUCTS_RECORD = ".pum/products.json"
 LIST_LIMIT = 4 << 20
-
-
-@dataclass(frozen=True)
-class ListedFile:
-    md5: str
-    sha256: str
 
 
 @dataclass
@@ -259,36 +258,20 @@ def _download(ctx: SyncContext, transport: Transport, entry: ListEntry, where: s
     return fetched
 
 
-def read_record(staging: Staging) -> dict[str, dict[str, ListedFile]]:
+def read_record(staging: Staging) -> ProductsRecord:
     """What the served release says this source put in it: list -> path -> md5, sha256."""
     if not staging.has(PRODUCTS_RECORD):
         return {}
     try:
-        document = json.loads(staging.path_of(PRODUCTS_RECORD).read_text(encoding="utf-8"))
-        return {
-            list_path: {path: ListedFile(f["md5"], f["sha256"]) for path, f in entry["files"].items()}
-            for list_path, entry in document["lists"].items()
-        }
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        return parse_products_record(staging.path_of(PRODUCTS_RECORD).read_bytes())
+    except FormatError as error:
         raise VerifyError(
             f"{staging.current_dir}/{PRODUCTS_RECORD}: unreadable ({error}); run 'pum verify'"
         ) from None
 
 
-def write_record(staging: Staging, record: dict[str, dict[str, ListedFile]]) -> None:
-    document = {
-        "generation": 1,
-        "lists": {
-            list_path: {
-                "files": {
-                    path: {"md5": listed.md5, "sha256": listed.sha256}
-                    for path, listed in sorted(files.items())
-                }
-            }
-            for list_path, files in sorted(record.items())
-        },
-    }
-    data = (json.dumps(document, indent=1, sort_keys=True) + "\n").encode()
+def write_record(staging: Staging, record: ProductsRecord) -> None:
+    data = products_record_bytes(record)
     current = staging.records.get(PRODUCTS_RECORD)
     if current is not None and current.sha256 == hashlib.sha256(data).hexdigest():
         return
