@@ -6,12 +6,16 @@ import json
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pum import __version__
 from pum.config import Config, load_config
 from pum.errors import ExitStatus, PumError
+
+if TYPE_CHECKING:
+    from pum.runlog import RunLog
 
 
 class Context:
@@ -26,7 +30,7 @@ class Context:
             self._config = load_config(self.config_path)
         return self._config
 
-    def run_log(self):
+    def run_log(self) -> RunLog:
         from pum.runlog import RunLog
 
         config = self.config

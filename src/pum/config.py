@@ -132,18 +132,19 @@ def _split_host_port(item: str) -> tuple[str, int | None]:
 def parse_servers(text: str) -> tuple[Server, ...]:
     servers = []
     for item in _comma_list(text):
-        scheme, separator, rest = item.partition("://")
+        written, separator, rest = item.partition("://")
+        scheme: str | None = written.lower() if separator else None
         if not separator:
-            scheme, rest = None, item
-        elif scheme.lower() == "file":
+            rest = item
+        elif scheme == "file":
             servers.append(_bundle_location(item, rest))
             continue
-        elif scheme.lower() not in ("http", "https"):
+        elif scheme not in ("http", "https"):
             raise ValueError(f"only http://, https:// or file:// servers, got {item!r}")
         hostport, slash, path = rest.partition("/")
         host, port = _split_host_port(hostport)
         path = ("/" + path.strip("/")) if slash and path.strip("/") else ""
-        servers.append(Server(host, port, path, scheme.lower() if scheme else None))
+        servers.append(Server(host, port, path, scheme))
     if not servers:
         raise ValueError("needs at least one server")
     if len({server.scheme == "file" for server in servers}) > 1:

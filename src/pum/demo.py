@@ -227,11 +227,12 @@ def served_version(config: Config) -> int:
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 @contextmanager
-def pum_serve(conf: Path, port: int, log: Path) -> Iterator[subprocess.Popen]:
+def pum_serve(conf: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`pum --config CONF serve` in a child process, until the block ends (then SIGTERM)."""
     with open(log, "ab") as output:
         process = subprocess.Popen(
@@ -253,7 +254,7 @@ def pum_serve(conf: Path, port: int, log: Path) -> Iterator[subprocess.Popen]:
                 process.wait()
 
 
-def _wait_for_listener(process: subprocess.Popen, port: int, log: Path) -> None:
+def _wait_for_listener(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -20,8 +20,8 @@ from pum.config import Config
 from pum.errors import PumError, StoreError
 from pum.formats.bundle import INDEX_NAME, MANIFEST_NAME, BundleIndex, Carried, member_name
 from pum.formats.manifest import FileRecord, Manifest
+from pum.formats.paths import is_hidden
 from pum.store import MANIFEST_PATH, Store
-from pum.sync.mirror import is_hidden
 
 # The version record travels in every bundle, changed or not: it is how the closed side's freshclam
 # clients learn the versions, and it is a few dozen bytes.

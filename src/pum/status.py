@@ -60,7 +60,7 @@ def collect_status(config: Config) -> dict[str, Any]:
     for server in config.update_servers:
         active = cool_downs.active(server)
         if active:
-            document["cool_downs"][str(server)] = active
+            document["cool_downs"][str(server)] = {"until": active.until, "reason": active.reason}
     mirror = store.read_state("mirror.json")
     if mirror:
         document["mirror"] = mirror
@@ -119,8 +119,8 @@ def render_text(document: dict[str, Any]) -> str:
         until = time.strftime("%Y-%m-%d %H:%M", time.localtime(info["until"]))
         lines.append(f"cooling down: {server} until {until} ({info['reason']})")
     mirror = document.get("mirror")
-    bundle = (mirror or {}).get("bundle")
-    if bundle:
+    bundle = mirror.get("bundle") if mirror else None
+    if mirror and bundle:
         lines.append(
             f"last bundle: release {bundle.get('to_serial')} of {mirror.get('upper')} "
             f"(exported {bundle.get('exported')}), imported {mirror.get('checked')}; "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pum.agent.http import UpdateClient
 from pum.agent.listing import Module, Say
-from pum.sync.products import md5_file
+from pum.store import md5_file
 
 EXECUTABLE_DIRS = ("bin", "sbin")
 

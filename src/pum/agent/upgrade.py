@@ -26,7 +26,7 @@ from pum.errors import ConfigError, StoreError, VerifyError
 from pum.formats import FormatError
 from pum.formats.productlist import safe_relative_path
 from pum.lock import RunLock
-from pum.sync.products import md5_file
+from pum.store import md5_file
 
 MB = 1 << 20
 

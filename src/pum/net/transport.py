@@ -2,65 +2,62 @@
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import os
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, TypeVar
 
 import httpx
 
 from pum.config import Config, Server
 from pum.errors import UpstreamError
+from pum.formats.httpdate import http_date, parse_http_date
+from pum.net.answers import Body, Downloaded, Missing, NotModified
 from pum.net.cooldown import COOL_DOWN_FORBIDDEN, COOL_DOWN_TOO_MANY, CoolDowns, retry_after_seconds
 from pum.runlog import RunLog
+from pum.store.state import COOL_DOWNS
 
 CHUNK = 1 << 20
+_T = TypeVar("_T")
 
 sleep = time.sleep  # patched out by tests
 
 
-@dataclass
-class Fetched:
-    """The outcome of one download: `status` is 200, 206 (resumed), 304 or 404."""
+@dataclass(frozen=True)
+class TransportSettings:
+    """What a Transport needs of pum.conf, and nothing else."""
 
-    status: int
-    url: str
-    server: Server
-    path: Path | None = None
-    size: int = 0
-    sha256: str = ""
-    last_modified: float | None = None
-    etag: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    protocol: str  # update_protocol: for servers written without a scheme
+    proxy_url: str | None  # with credentials: never logged
+    proxy_display: str | None
+    ca_bundle: Path | None
+    connect_timeout: float
+    read_timeout: float
+    user_agent: str
+    retries: int
+    cool_downs: Path  # state/cooldown.json
 
-    @property
-    def missing(self) -> bool:
-        return self.status == 404
-
-    @property
-    def not_modified(self) -> bool:
-        return self.status == 304
+    @classmethod
+    def of(cls, config: Config) -> TransportSettings:
+        return cls(
+            protocol=config.update_protocol,
+            proxy_url=config.proxy_url,
+            proxy_display=config.proxy_display,
+            ca_bundle=config.ca_bundle,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+            user_agent=config.user_agent,
+            retries=config.retries,
+            cool_downs=config.state_dir / COOL_DOWNS,
+        )
 
 
 ProgressHook = Callable[[str, int, int | None], None]  # (name, bytes so far, total or None)
-
-
-def http_date(timestamp: float) -> str:
-    return email.utils.formatdate(timestamp, usegmt=True)
-
-
-def parse_http_date(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
 
 
 class _ServerUnusable(Exception):
@@ -72,18 +69,18 @@ class Transport:
 
     def __init__(
         self,
-        config: Config,
+        settings: TransportSettings,
         servers: tuple[Server, ...],
         log: RunLog,
         protocol: str | None = None,
         progress: ProgressHook | None = None,
     ) -> None:
-        self.config = config
+        self.settings = settings
         self.servers = servers
-        self.protocol = protocol or config.update_protocol
+        self.protocol = protocol or settings.protocol
         self.log = log
         self.progress = progress
-        self.cool_downs = CoolDowns(config.state_dir / "cooldown.json")
+        self.cool_downs = CoolDowns(settings.cool_downs, log.line)
         self.chosen: Server | None = None
         self._checked: set[Server] = set()
         self.requests = 0
@@ -94,20 +91,24 @@ class Transport:
     def _client(self) -> httpx.Client:
         # built at the first request: a run that needs no HTTP (DNS says nothing changed) pays nothing for TLS
         if self._http is None:
-            config = self.config
-            if self.protocol == "https" or config.ca_bundle or any(s.scheme == "https" for s in self.servers):
-                cafile = str(config.ca_bundle) if config.ca_bundle else None
+            settings = self.settings
+            if (
+                self.protocol == "https"
+                or settings.ca_bundle
+                or any(s.scheme == "https" for s in self.servers)
+            ):
+                cafile = str(settings.ca_bundle) if settings.ca_bundle else None
                 verify = ssl.create_default_context(cafile=cafile)
             else:
                 # an http upstream: a context with no trust anchors costs nothing to build (loading the CA
                 # store is most of httpx's start-up) and fails closed if a redirect ever leads to https
                 verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             self._http = httpx.Client(
-                proxy=config.proxy_url,
+                proxy=settings.proxy_url,
                 verify=verify,
-                timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
+                timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
                 # identity: the bytes we hash and store must be the file's own bytes
-                headers={"User-Agent": config.user_agent, "Accept-Encoding": "identity"},
+                headers={"User-Agent": settings.user_agent, "Accept-Encoding": "identity"},
                 follow_redirects=True,
                 trust_env=False,
             )
@@ -135,9 +136,9 @@ class Transport:
             if cooling:
                 if server not in self._checked:
                     self._checked.add(server)
-                    until = time.strftime("%Y-%m-%d %H:%M", time.localtime(cooling["until"]))
+                    until = time.strftime("%Y-%m-%d %H:%M", time.localtime(cooling.until))
                     self.log.line(
-                        f"skip update host({server}): cooling down until {until} ({cooling['reason']})"
+                        f"skip update host({server}): cooling down until {until} ({cooling.reason})"
                     )
                 continue
             if server not in self._checked:
@@ -150,7 +151,7 @@ class Transport:
             self.chosen = server
             self.log.line(f"update server is {server}")
 
-    def _over_servers(self, relpath: str, attempt: Callable[[Server], Fetched]) -> Fetched:
+    def _over_servers(self, relpath: str, attempt: Callable[[Server], _T]) -> _T:
         failures = []
         for server in self._candidates():
             try:
@@ -179,36 +180,38 @@ class Transport:
         byte_range: tuple[int, int] | None = None,
         limit: int = 16 << 20,
         headers: dict[str, str] | None = None,
-    ) -> Fetched | tuple[Fetched, bytes]:
-        """A small GET held in memory (version file, CVD header, product list). 404 -> Fetched(404)."""
+    ) -> Body | NotModified | Missing:
+        """A small GET held in memory (version file, CVD header, product list, manifest)."""
         extra = dict(headers or {})
         if byte_range:
             extra["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
-        box: list[bytes] = []
 
-        def attempt(server: Server) -> Fetched:
+        def attempt(server: Server) -> Body | NotModified | Missing:
             url = self.url_for(server, relpath)
             with self._request(server, url, extra) as response:
-                fetched = self._fetched(response, url, server)
-                if response.status_code in (200, 206):
-                    body = bytearray()
-                    wanted = (byte_range[1] - byte_range[0] + 1) if byte_range else limit + 1
-                    for chunk in response.iter_bytes(65536):
-                        body += chunk
-                        if len(body) >= wanted:
-                            break
-                    if not byte_range and len(body) > limit:
-                        raise UpstreamError(f"{url}: larger than {limit} bytes, refused")
-                    self.bytes_received += len(body)
-                    box.append(bytes(body[:wanted]) if byte_range else bytes(body))
-                return fetched
+                answer = _answer(response, url, server)
+                if response.status_code == 304:
+                    return NotModified(**answer)
+                if response.status_code == 404:
+                    return Missing(**answer)
+                if response.status_code not in (200, 206):
+                    raise UpstreamError(f"{url}: unexpected answer {response.status_code}")
+                body = bytearray()
+                wanted = (byte_range[1] - byte_range[0] + 1) if byte_range else limit + 1
+                for chunk in response.iter_bytes(65536):
+                    body += chunk
+                    if len(body) >= wanted:
+                        break
+                if not byte_range and len(body) > limit:
+                    raise UpstreamError(f"{url}: larger than {limit} bytes, refused")
+                self.bytes_received += len(body)
+                return Body(**answer, data=bytes(body[:wanted]) if byte_range else bytes(body))
 
-        fetched = self._over_servers(relpath, attempt)
-        return (fetched, box[0]) if box else fetched
+        return self._over_servers(relpath, attempt)
 
     def download(
         self, relpath: str, dest: Path, *, if_modified_since: float | None = None, etag: str | None = None
-    ) -> Fetched:
+    ) -> Downloaded | NotModified | Missing:
         """Stream `relpath` to `dest` (through `dest.part`, resumed with Range when it exists).
 
         The sha256 is computed while streaming, so memory stays flat whatever the size.
@@ -216,13 +219,13 @@ class Transport:
         part = dest.with_name(dest.name + ".part")
         dest.parent.mkdir(parents=True, exist_ok=True)
 
-        def attempt(server: Server) -> Fetched:
+        def attempt(server: Server) -> Downloaded | NotModified | Missing:
             url = self.url_for(server, relpath)
-            for attempt_number in range(self.config.retries + 1):
+            for attempt_number in range(self.settings.retries + 1):
                 try:
                     return self._download_once(server, url, relpath, dest, part, if_modified_since, etag)
                 except _Retryable as why:
-                    if attempt_number == self.config.retries:
+                    if attempt_number == self.settings.retries:
                         raise _ServerUnusable(f"{url}: {why}") from None
                     delay = min(2**attempt_number, 30)
                     self.log.line(f"retry {url} in {delay}s: {why}")
@@ -240,7 +243,7 @@ class Transport:
         part: Path,
         if_modified_since: float | None,
         etag: str | None,
-    ) -> Fetched:
+    ) -> Downloaded | NotModified | Missing:
         headers: dict[str, str] = {}
         offset = part.stat().st_size if part.exists() else 0
         if offset:
@@ -250,9 +253,11 @@ class Transport:
         if etag and not offset:
             headers["If-None-Match"] = etag
         with self._request(server, url, headers, retry_errors=True) as response:
-            fetched = self._fetched(response, url, server)
-            if response.status_code in (304, 404):
-                return fetched
+            answer = _answer(response, url, server)
+            if response.status_code == 304:
+                return NotModified(**answer)
+            if response.status_code == 404:
+                return Missing(**answer)
             if response.status_code == 416 and offset:
                 part.unlink()  # our partial file is not a prefix of theirs: start over
                 raise _Retryable("resume refused (416), starting again")
@@ -290,9 +295,7 @@ class Transport:
             if total is not None and received != total:
                 raise _Retryable(f"short body: {received} of {total} bytes, resuming")
             os.replace(part, dest)
-            fetched.path, fetched.size, fetched.sha256 = dest, received, digest.hexdigest()
-            fetched.status = 200
-            return fetched
+            return Downloaded(**answer, path=dest, size=received, sha256=digest.hexdigest())
 
     @contextmanager
     def _request(
@@ -305,7 +308,7 @@ class Transport:
                 yield response
         except httpx.ProxyError as error:
             raise UpstreamError(
-                f"proxy {self.config.proxy_display} refused {url}: {short_reason(error)}"
+                f"proxy {self.settings.proxy_display} refused {url}: {short_reason(error)}"
                 " (check proxy_host, proxy_port, proxy_user, proxy_passwd)"
             ) from None
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
@@ -314,12 +317,21 @@ class Transport:
             if retry_errors:
                 raise _Retryable(f"{type(error).__name__}: {short_reason(error)}") from None
             raise _ServerUnusable(f"{type(error).__name__}: {short_reason(error)}") from None
+        # every other way a request can fail is this URL's fault, not the network's: one line naming it
+        except httpx.TooManyRedirects:
+            raise UpstreamError(f"{url}: too many redirects; check the server's address") from None
+        except httpx.DecodingError as error:
+            raise UpstreamError(f"{url}: the answer cannot be decoded ({short_reason(error)})") from None
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            raise UpstreamError(
+                f"{url}: the request failed ({type(error).__name__}: {short_reason(error)})"
+            ) from None
 
     def _check_status(self, server: Server, url: str, response: httpx.Response, retry_errors: bool) -> None:
         status = response.status_code
         if status == 407:
             raise UpstreamError(
-                f"proxy {self.config.proxy_display} answered 407 Proxy Authentication Required "
+                f"proxy {self.settings.proxy_display} answered 407 Proxy Authentication Required "
                 f"for {url}: check proxy_user and proxy_passwd"
             )
         if status in (403, 429):
@@ -336,15 +348,23 @@ class Transport:
         if status >= 400 and status not in (404, 416):
             raise UpstreamError(f"{url}: unexpected answer {status} {response.reason_phrase}")
 
-    def _fetched(self, response: httpx.Response, url: str, server: Server) -> Fetched:
-        return Fetched(
-            status=response.status_code,
-            url=url,
-            server=server,
-            last_modified=parse_http_date(response.headers.get("Last-Modified")),
-            etag=response.headers.get("ETag"),
-            headers=dict(response.headers),
-        )
+
+class _AnswerFields(TypedDict):
+    url: str
+    server: Server
+    last_modified: int | None
+    etag: str | None
+    headers: Mapping[str, str]
+
+
+def _answer(response: httpx.Response, url: str, server: Server) -> _AnswerFields:
+    return _AnswerFields(
+        url=url,
+        server=server,
+        last_modified=parse_http_date(response.headers.get("Last-Modified")),
+        etag=response.headers.get("ETag"),
+        headers=dict(response.headers),
+    )
 
 
 class _Retryable(Exception):

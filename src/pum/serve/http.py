@@ -7,11 +7,12 @@ with plain values.
 
 from __future__ import annotations
 
-import calendar
-import time
 from dataclasses import dataclass
-from email.utils import parsedate_tz
 from urllib.parse import unquote_to_bytes
+
+from pum.formats.httpdate import http_date as http_date  # server.py takes it from here
+from pum.formats.httpdate import parse_http_date
+from pum.formats.paths import is_hidden as is_hidden
 
 MAX_HEAD = 16 * 1024
 SERVER_NAME = "PUM"
@@ -147,11 +148,6 @@ def request_path(target: str, visible: frozenset[str] = RELEASE_INTERNAL) -> str
     return path
 
 
-def is_hidden(path: str) -> bool:
-    """True for a release-relative path with a segment starting with a dot."""
-    return path.startswith(".") or "/." in path
-
-
 def is_release_internal(path: str) -> bool:
     """True for the dot-paths served to clients: `RELEASE_INTERNAL` and the files under `.pum/tuf/`
     (none of them hidden in turn)."""
@@ -165,31 +161,6 @@ def content_type(path: str) -> str:
     if dot < 0 or "/" in path[dot:]:
         return DEFAULT_CONTENT_TYPE
     return CONTENT_TYPES.get(path[dot + 1 :].lower(), DEFAULT_CONTENT_TYPE)
-
-
-_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def http_date(seconds: float) -> str:
-    """IMF-fixdate (RFC 9110 section 5.6.7), e.g. `Tue, 22 Jun 2021 22:58:22 GMT`."""
-    t = time.gmtime(seconds)
-    return (
-        f"{_WEEKDAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
-        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
-    )
-
-
-def parse_http_date(value: str) -> int | None:
-    """Epoch seconds of an HTTP date in any of the three forms RFC 9110 accepts, or None."""
-    parts = parsedate_tz(value)
-    if parts is None:
-        return None
-    try:
-        seconds = calendar.timegm(parts[:9])
-    except (ValueError, OverflowError):
-        return None
-    return seconds - (parts[9] or 0)
 
 
 def make_etag(size: int, mtime: int) -> str:

@@ -20,7 +20,17 @@ from pum.config import Config
 from pum.errors import StoreError
 from pum.formats import FormatError
 from pum.formats.manifest import FileRecord, Manifest, parse_manifest
-from pum.store.state import LAST_RUN, LastRun, Report, read_document, write_document
+from pum.store.state import (
+    HOLD,
+    LAST_RUN,
+    MIRROR_STATE,
+    Hold,
+    LastRun,
+    MirrorState,
+    Report,
+    read_document,
+    write_document,
+)
 
 LAYOUT_GENERATION = 1
 MANIFEST_PATH = ".pum/manifest.json"
@@ -101,17 +111,23 @@ class Store:
 
     @property
     def hold_file(self) -> Path:
-        return self.state / "hold"
+        return self.state / HOLD
 
-    def held(self) -> str | None:
+    def hold_state(self) -> Hold | None:
         try:
-            return self.hold_file.read_text().strip() or "held"
+            with open(self.hold_file, "rb") as stream:
+                return Hold.from_text(stream.read(Hold.LIMIT).decode("utf-8", errors="replace"))
         except FileNotFoundError:
             return None
 
+    def held(self) -> str | None:
+        """Why publishing is held (with since when), or None."""
+        hold = self.hold_state()
+        return hold.text() if hold is not None else None
+
     def hold(self, reason: str) -> None:
         self.state.mkdir(parents=True, exist_ok=True)
-        self.hold_file.write_text(f"{reason} (since {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+        self.hold_file.write_text(Hold(reason, time.strftime("%Y-%m-%d %H:%M:%S")).text() + "\n")
 
     def unhold(self) -> bool:
         try:
@@ -269,9 +285,6 @@ class Store:
 
     # -- state documents ------------------------------------------------------------------------
 
-    def write_state(self, name: str, document: Mapping[str, Any]) -> None:
-        write_document(self.state / name, document)
-
     def read_state(self, name: str, report: Report | None = None) -> dict[str, Any] | None:
         """A state document as JSON; a damaged one is reported, moved aside and read as absent."""
         return read_document(self.state / name, dict, report)
@@ -281,6 +294,12 @@ class Store:
 
     def write_last_run(self, last_run: LastRun) -> None:
         write_document(self.state / LAST_RUN, last_run.to_json())
+
+    def mirror_state(self, report: Report | None = None) -> MirrorState | None:
+        return read_document(self.state / MIRROR_STATE, MirrorState.from_json, report)
+
+    def write_mirror_state(self, state: MirrorState) -> None:
+        write_document(self.state / MIRROR_STATE, state.to_json())
 
 
 class Staging:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 LAST_RUN = "last_run.json"
+HOLD = "hold"
 COOL_DOWNS = "cooldown.json"
 MIRROR_STATE = "mirror.json"
 
@@ -43,14 +45,16 @@ def read_document(path: Path, parse: Callable[[dict[str, Any]], T], report: Repo
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as error:
-        return _damaged(path, str(error), report)
+        _damaged(path, str(error), report)
+        return None
     try:
         document = json.loads(text, parse_constant=_no_constant)
         if not isinstance(document, dict):
             raise DamagedState("not a JSON object")
         return parse(document)
     except (ValueError, TypeError, KeyError, AttributeError) as error:
-        return _damaged(path, str(error), report)
+        _damaged(path, str(error), report)
+        return None
 
 
 def _no_constant(name: str) -> float:
@@ -66,7 +70,6 @@ def _damaged(path: Path, reason: str, report: Report | None) -> None:
         reset = f"cannot be moved aside ({error.strerror}); ignored"
     if report is not None:
         report(f"state file {path} is damaged ({reason}): {reset}")
-    return None
 
 
 def _string(value: object, name: str, optional: bool = False) -> Any:
@@ -125,6 +128,30 @@ class LastRun:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """`state/hold`: publishing is held (`pum hold`, `pum rollback`); one line an operator can read and
+    write: `<reason> (since <local time>)`."""
+
+    reason: str
+    since: str | None
+
+    _SINCE = re.compile(r"^(?P<reason>.*) \(since (?P<since>[^()]*)\)$", re.S)
+    LIMIT: ClassVar[int] = 4096  # a hold file is one line; more is not read
+
+    def text(self) -> str:
+        return f"{self.reason} (since {self.since})" if self.since else self.reason
+
+    @classmethod
+    def from_text(cls, text: str) -> Hold:
+        """Any text is a hold (an operator may `touch` or write the file by hand)."""
+        text = text.strip()
+        match = cls._SINCE.match(text)
+        if match:
+            return cls(match["reason"].strip() or "held", match["since"])
+        return cls(text or "held", None)
+
+
+@dataclass(frozen=True)
 class CoolDown:
     """One server that told us to go away (403, 429), until when and why."""
 
@@ -145,3 +172,150 @@ def cool_downs_from_json(document: dict[str, Any]) -> dict[str, CoolDown]:
 
 def cool_downs_to_json(entries: Mapping[str, CoolDown]) -> dict[str, Any]:
     return {server: asdict(entry) for server, entry in sorted(entries.items())}
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What the upper's manifest answer carried, to ask it "changed since?" next run: only while we serve
+    the file set (`files`, a files_digest) they describe, and only of the server that gave them."""
+
+    server: str
+    etag: str | None
+    last_modified: float | None
+    files: str
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """A file copied by index pages: its validators as the server gave them, and what we hold."""
+
+    etag: str | None
+    last_modified: float | None
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Lag:
+    """How far behind the upper we are: `behind` for people, the numbers for metrics."""
+
+    behind: str
+    behind_releases: int | None
+    behind_seconds: int | None
+
+
+@dataclass(frozen=True)
+class BundleSeen:
+    """The last bundle a closed network's PUM took (`pum export` on the connected side)."""
+
+    path: str
+    from_serial: int | None
+    to_serial: int
+    exported: str
+
+
+@dataclass(frozen=True)
+class MirrorState:
+    """`mirror.json` (mirror mode): the upper, its newest release as last seen, how far behind we are, and
+    what the next run's conditional requests need (manifest validators, or per-file ones for index pages)."""
+
+    mode: str  # "manifest", "index pages" or "bundle"
+    upper: str
+    upper_url: str
+    upper_serial: int | None
+    upper_created: str | None
+    checked: str
+    lag: Lag
+    validators: Validators | None = None
+    index_files: Mapping[str, IndexFile] | None = None
+    bundle: BundleSeen | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "mode": self.mode,
+            "upper": self.upper,
+            "upper_url": self.upper_url,
+            "upper_serial": self.upper_serial,
+            "upper_created": self.upper_created,
+            "checked": self.checked,
+            **asdict(self.lag),
+        }
+        if self.validators is not None:
+            document["validators"] = asdict(self.validators)
+        if self.bundle is not None:
+            document["bundle"] = asdict(self.bundle)
+        if self.index_files is not None:
+            document["index_files"] = {
+                path: asdict(entry) for path, entry in sorted(self.index_files.items())
+            }
+        return document
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> MirrorState:
+        validators = document.get("validators")
+        index_files = document.get("index_files")
+        bundle = document.get("bundle")
+        return cls(
+            mode=_string(document["mode"], "mode"),
+            upper=_string(document["upper"], "upper"),
+            upper_url=_string(document["upper_url"], "upper_url"),
+            upper_serial=_count(document.get("upper_serial"), "upper_serial", optional=True),
+            upper_created=_string(document.get("upper_created"), "upper_created", optional=True),
+            checked=_string(document["checked"], "checked"),
+            lag=Lag(
+                behind=_string(document["behind"], "behind"),
+                behind_releases=_number(document.get("behind_releases"), "behind_releases"),
+                behind_seconds=_number(document.get("behind_seconds"), "behind_seconds"),
+            ),
+            validators=None if validators is None else _validators(validators),
+            index_files=None if index_files is None else _index_files(index_files),
+            bundle=None if bundle is None else _bundle_seen(bundle),
+        )
+
+
+def _number(value: object, name: str) -> Any:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise DamagedState(f"{name}: expected a whole number, got {value!r}")
+
+
+def _moment(value: object, name: str) -> float | None:
+    return None if value is None else _seconds(value, name)
+
+
+def _bundle_seen(document: object) -> BundleSeen:
+    if not isinstance(document, dict):
+        raise DamagedState(f"bundle: expected an object, got {document!r}")
+    return BundleSeen(
+        path=_string(document.get("path"), "bundle.path"),
+        from_serial=_count(document.get("from_serial"), "bundle.from_serial", optional=True),
+        to_serial=_count(document.get("to_serial"), "bundle.to_serial"),
+        exported=_string(document.get("exported"), "bundle.exported"),
+    )
+
+
+def _validators(document: object) -> Validators:
+    if not isinstance(document, dict):
+        raise DamagedState(f"validators: expected an object, got {document!r}")
+    return Validators(
+        server=_string(document["server"], "validators.server"),
+        etag=_string(document.get("etag"), "validators.etag", optional=True),
+        last_modified=_moment(document.get("last_modified"), "validators.last_modified"),
+        files=_string(document["files"], "validators.files"),
+    )
+
+
+def _index_files(document: object) -> dict[str, IndexFile]:
+    if not isinstance(document, dict):
+        raise DamagedState(f"index_files: expected an object, got {document!r}")
+    found = {}
+    for path, entry in document.items():
+        if not isinstance(entry, dict):
+            raise DamagedState(f"index_files.{path}: expected an object, got {entry!r}")
+        found[path] = IndexFile(
+            etag=_string(entry.get("etag"), f"{path}.etag", optional=True),
+            last_modified=_moment(entry.get("last_modified"), f"{path}.last_modified"),
+            size=_count(entry["size"], f"{path}.size"),
+            sha256=_string(entry["sha256"], f"{path}.sha256"),
+        )
+    return found

@@ -27,11 +27,12 @@ class SyncContext:
 
     def transport(self, servers: tuple[Server, ...] | None = None, protocol: str | None = None) -> Transport:
         # imported here: httpx costs start-up time that a run answered by DNS alone never needs
-        from pum.net.transport import Transport
+        from pum.net.transport import Transport, TransportSettings
 
         key = (servers or self.config.update_servers, protocol or self.config.update_protocol)
         if key not in self._transports:
-            self._transports[key] = Transport(self.config, key[0], self.log, key[1], self.progress)
+            settings = TransportSettings.of(self.config)
+            self._transports[key] = Transport(settings, key[0], self.log, key[1], self.progress)
         return self._transports[key]
 
     def close(self) -> None:

@@ -8,7 +8,6 @@ manifest and, for VDF files, against its own signature; the bundle must start at
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import os
 import shutil
@@ -17,12 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from pum.clock import utc_stamp
 from pum.errors import UpstreamError, VerifyError
 from pum.formats import FormatError
 from pum.formats.bundle import FILES_DIR, INDEX_NAME, MANIFEST_NAME, BundleIndex, parse_bundle_index
 from pum.formats.manifest import Manifest, parse_manifest
+from pum.formats.paths import is_hidden
+from pum.store.state import BundleSeen, Lag, MirrorState
 from pum.sync.fetch import accepted_file, recheck_carried_signs, refuse_vdf_names, signs_last
-from pum.sync.mirror import MIRROR_STATE, CopiedFrom, files_digest, is_hidden
+from pum.sync.mirror import CopiedFrom, files_digest
 
 if TYPE_CHECKING:
     from pum.config import Server
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
 
 INDEX_LIMIT = 64 << 20
 MANIFEST_LIMIT = 64 << 20
-BUNDLE_STATE_KEY = "bundle"
 
 
 @dataclass(frozen=True)
@@ -293,23 +294,15 @@ def _keep_current(ctx: SyncContext) -> None:
 
 def _save_state(ctx: SyncContext, bundle: OpenedBundle) -> None:
     index = bundle.index
-    ctx.store.write_state(
-        MIRROR_STATE,
-        {
-            "mode": "bundle",
-            "upper": f"bundle:{index.origin}",
-            "upper_url": bundle.where,
-            "upper_serial": index.to_serial,
-            "upper_created": bundle.manifest.created,
-            "checked": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            BUNDLE_STATE_KEY: {
-                "path": bundle.where,
-                "from_serial": index.from_serial,
-                "to_serial": index.to_serial,
-                "exported": index.created,
-            },
-            "behind": "0 releases",
-            "behind_releases": 0,
-            "behind_seconds": 0,
-        },
+    ctx.store.write_mirror_state(
+        MirrorState(
+            mode="bundle",
+            upper=f"bundle:{index.origin}",
+            upper_url=bundle.where,
+            upper_serial=index.to_serial,
+            upper_created=bundle.manifest.created,
+            checked=utc_stamp(),
+            lag=Lag("0 releases", 0, 0),
+            bundle=BundleSeen(bundle.where, index.from_serial, index.to_serial, index.created),
+        )
     )

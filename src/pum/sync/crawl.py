@@ -8,22 +8,24 @@ If-Modified-Since from its ETag and Last-Modified as remembered in state/mirror.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import time
 from html.parser import HTMLParser
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urljoin, urlsplit
 
+from pum.clock import utc_stamp
 from pum.errors import UpstreamError, VerifyError
 from pum.formats import FormatError
+from pum.formats.paths import is_hidden, url_path
 from pum.formats.productlist import safe_relative_path
+from pum.net.answers import Body, Downloaded, Missing, NotModified
 from pum.store import sha256_file
-from pum.sync.fetch import accepted, recheck_carried_signs, refuse_vdf_names, signs_last
-from pum.sync.mirror import MIRROR_STATE, is_hidden, url_path
+from pum.store.state import IndexFile, Lag, MirrorState
+from pum.sync.fetch import Held, accepted, recheck_carried_signs, refuse_vdf_names, signs_last
 
 if TYPE_CHECKING:
-    from pum.net.transport import Fetched, Transport
+    from pum.net.transport import Transport
     from pum.sync import SyncContext
 
 # bounds: a listing that links to itself in ever new ways must not keep a run busy forever
@@ -87,15 +89,14 @@ def list_tree(transport: Transport) -> list[str]:
         if pages > MAX_PAGES:
             raise UpstreamError(f"{base_url}: more than {MAX_PAGES} index pages; is this a mirror tree?")
         answer = transport.get_bytes(url_path(directory + "/") if directory else "", limit=PAGE_LIMIT)
-        if not isinstance(answer, tuple):
+        if not isinstance(answer, Body):
             raise UpstreamError(
-                f"{answer.url}: answered {answer.status}: the upper server has no release manifest and "
-                "no index page to crawl (is it a PUM? does it list directories?)"
+                f"{answer.url}: answered {404 if isinstance(answer, Missing) else 304}: the upper server has "
+                "no release manifest and no index page to crawl (is it a PUM? does it list directories?)"
             )
-        fetched, body = answer
-        if "html" not in fetched.headers.get("content-type", "text/html"):
-            raise UpstreamError(f"{fetched.url}: not an index page ({fetched.headers['content-type']})")
-        links, directories = index_links(body.decode("utf-8", errors="replace"), fetched.url, base_url)
+        if "html" not in answer.headers.get("content-type", "text/html"):
+            raise UpstreamError(f"{answer.url}: not an index page ({answer.headers['content-type']})")
+        links, directories = index_links(answer.data.decode("utf-8", errors="replace"), answer.url, base_url)
         for relpath in directories:
             if relpath not in seen and relpath.count("/") < MAX_DEPTH:
                 seen.add(relpath)
@@ -109,7 +110,7 @@ def list_tree(transport: Transport) -> list[str]:
     return sorted(files)
 
 
-def crawl_upper(ctx: SyncContext, transport: Transport, state: dict[str, Any]) -> None:
+def crawl_upper(ctx: SyncContext, transport: Transport, state: MirrorState | None) -> None:
     staging, log = ctx.staging, ctx.log
     files = list_tree(transport)
     server = str(transport.chosen or transport.servers[0])
@@ -120,8 +121,8 @@ def crawl_upper(ctx: SyncContext, transport: Transport, state: dict[str, Any]) -
         )
     server_used = transport.chosen or transport.servers[0]
     refuse_vdf_names(transport.url_for(server_used, ""), files)
-    remembered = state.get("index_files", {}) if state.get("upper") == server else {}
-    entries: dict[str, dict[str, Any]] = {}
+    remembered = (state.index_files or {}) if state is not None and state.upper == server else {}
+    entries: dict[str, IndexFile] = {}
     received, count, carried = transport.bytes_received, 0, []
     for relpath in signs_last(files):
         entries[relpath], fetched = _copy_listed(ctx, transport, relpath, remembered.get(relpath))
@@ -136,62 +137,68 @@ def crawl_upper(ctx: SyncContext, transport: Transport, state: dict[str, Any]) -
         write_version_file(ctx, UpstreamVersions(None, {}))
     staging.source = f"mirror of {server} (index pages)"
     log.line(f"files checked {len(files)}, fetched {count}, bytes {transport.bytes_received - received}")
-    ctx.store.write_state(
-        MIRROR_STATE,
-        {
-            "mode": "index pages",
-            "upper": server,
-            "upper_url": transport.url_for(transport.chosen or transport.servers[0], ""),
-            "upper_serial": None,
-            "upper_created": None,
-            "checked": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "behind": "nothing at the last copy by index pages",
-            "behind_releases": None,
-            "behind_seconds": 0,
-            "index_files": entries,
-        },
+    ctx.store.write_mirror_state(
+        MirrorState(
+            mode="index pages",
+            upper=server,
+            upper_url=transport.url_for(transport.chosen or transport.servers[0], ""),
+            upper_serial=None,
+            upper_created=None,
+            checked=utc_stamp(),
+            lag=Lag("nothing at the last copy by index pages", None, 0),
+            index_files=entries,
+        )
     )
 
 
 def _copy_listed(
-    ctx: SyncContext, transport: Transport, relpath: str, remembered: dict[str, Any] | None
-) -> tuple[dict[str, Any], int]:
+    ctx: SyncContext, transport: Transport, relpath: str, remembered: IndexFile | None
+) -> tuple[IndexFile, int]:
     """One listed file into staging: (what to remember of it, 1 if fetched else 0)."""
     staging = ctx.staging
     mine = staging.current.files.get(relpath) if staging.current is not None else None
     dest = ctx.store.downloads / relpath
     kept = dest.exists() and not dest.with_name(dest.name + ".part").exists()
-    usable = remembered if (mine and remembered and remembered.get("sha256") == mine.sha256) else None
+    usable = remembered if (mine and remembered and remembered.sha256 == mine.sha256) else None
+    got: Downloaded | NotModified | Missing
     if kept:
         # fetched by an interrupted run, its mtime the server's Last-Modified: still the server's file?
         got = transport.download(url_path(relpath), dest, if_modified_since=dest.stat().st_mtime)
-        if got.not_modified:
-            got.path, got.size, got.sha256 = dest, dest.stat().st_size, sha256_file(dest)
-            got.last_modified = dest.stat().st_mtime
+        if isinstance(got, NotModified):  # yes: the server said so for this URL
+            mtime = int(dest.stat().st_mtime)
+            got = Downloaded(
+                url=got.url,
+                server=got.server,
+                last_modified=mtime,
+                etag=got.etag,
+                headers=got.headers,
+                path=dest,
+                size=dest.stat().st_size,
+                sha256=sha256_file(dest),
+            )
     elif usable:
         got = transport.download(
             url_path(relpath),
             dest,
-            if_modified_since=usable.get("last_modified"),
-            etag=usable.get("etag"),
+            if_modified_since=usable.last_modified,
+            etag=usable.etag,
         )
-        if got.not_modified:
+        if isinstance(got, NotModified):
             staging.link_from_current(relpath)
             return usable, 0
     else:
         got = transport.download(url_path(relpath), dest)
-    if got.missing:
+    if not isinstance(got, Downloaded):
         raise UpstreamError(f"{got.url}: not found (404), though its index page lists it")
     return _stage(ctx, got, relpath), 1
 
 
-def _stage(ctx: SyncContext, got: Fetched, relpath: str) -> dict[str, Any]:
-    assert got.path is not None
+def _stage(ctx: SyncContext, got: Downloaded, relpath: str) -> IndexFile:
     if got.last_modified:
         os.utime(got.path, (got.last_modified, got.last_modified))
-    header = accepted(ctx, got, relpath)
+    header = accepted(ctx, Held.downloaded(got), relpath)
     # a CVD's mtime is its build time, as in every PUM release: freshclam's If-Modified-Since is that time
     mtime = header.build_time if header is not None else (got.last_modified or time.time())
     ctx.staging.put(relpath, got.path, mtime=mtime, sha256=got.sha256, keep_source=True)
     ctx.log.line(f"download {relpath} ({got.size} bytes)")
-    return {"etag": got.etag, "last_modified": got.last_modified, "size": got.size, "sha256": got.sha256}
+    return IndexFile(got.etag, got.last_modified, got.size, got.sha256)

@@ -5,75 +5,81 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pum.errors import VerifyError
 from pum.formats import FormatError
 from pum.formats.cvd import CvdHeader, verify_cvd
+from pum.net.answers import Downloaded
 from pum.store import sha256_file
 from pum.sync.vdfcheck import check_vdf, name_problem, newer_served_version, pinned_roots
 
 if TYPE_CHECKING:
-    from pum.net.transport import Fetched, Transport
+    from pum.net.transport import Transport
     from pum.sync import SyncContext
 
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Held:
+    """A file in the download area, ready to be checked and staged: fresh from `where` (its URL), or kept
+    by a run that was killed after fetching it (`where` then says so)."""
+
+    path: Path
+    size: int
+    sha256: str
+    last_modified: float | None
+    where: str
+
+    @classmethod
+    def downloaded(cls, got: Downloaded) -> Held:
+        return cls(got.path, got.size, got.sha256, got.last_modified, got.url)
+
+
 def download_kept(
     ctx: SyncContext, transport: Transport, name: str, kept_as: str | None = None
-) -> Fetched | None:
+) -> Held | None:
     """A file into the download area; one kept from an interrupted run is reused, not fetched again.
 
     A 404 is None. A partial `.part` left by a killed run is resumed by `Transport.download`.
     """
-    from pum.net.transport import Fetched
-
     dest = ctx.store.downloads / (kept_as or name)
     if dest.exists():
         stat = dest.stat()
-        return Fetched(
-            status=200,
-            url=f"{ctx.store.downloads}/{name}",
-            server=transport.servers[0],
-            path=dest,
-            size=stat.st_size,
-            sha256=sha256_file(dest),
-            last_modified=stat.st_mtime,
-        )
-    fetched = transport.download(name, dest)
-    if fetched.missing:
-        return None
-    if fetched.last_modified:
-        os.utime(dest, (fetched.last_modified, fetched.last_modified))
-    return fetched
+        where = f"{dest} (kept by an earlier run)"
+        return Held(dest, stat.st_size, sha256_file(dest), stat.st_mtime, where)
+    got = transport.download(name, dest)
+    if not isinstance(got, Downloaded):
+        return None  # Missing: without validators the server cannot answer 304
+    if got.last_modified:
+        os.utime(dest, (got.last_modified, got.last_modified))
+    return Held.downloaded(got)
 
 
-def discard(fetched: Fetched) -> None:
-    if fetched.path is not None:
-        fetched.path.unlink(missing_ok=True)
+def discard(held: Held) -> None:
+    held.path.unlink(missing_ok=True)
 
 
-def verified(fetched: Fetched, check: Callable[[bytes], T]) -> T:
+def verified(held: Held, check: Callable[[bytes], T]) -> T:
     """`check(bytes)`; a FormatError discards the file and becomes a VerifyError naming its URL."""
-    assert fetched.path is not None
     try:
-        return check(fetched.path.read_bytes())
+        return check(held.path.read_bytes())
     except FormatError as error:
-        discard(fetched)
-        raise VerifyError(f"{fetched.url}: refused: {error}") from None
+        discard(held)
+        raise VerifyError(f"{held.where}: refused: {error}") from None
 
 
-def verified_cvd(fetched: Fetched, db: str) -> CvdHeader:
+def verified_cvd(held: Held, db: str) -> CvdHeader:
     """The whole CVD check in one streaming pass (header, MD5, signature, the .info inside)."""
-    assert fetched.path is not None
     try:
-        with open(fetched.path, "rb") as stream:
+        with open(held.path, "rb") as stream:
             return verify_cvd(stream, db)
     except FormatError as error:
-        discard(fetched)
-        raise VerifyError(f"{fetched.url}: refused: {error}") from None
+        discard(held)
+        raise VerifyError(f"{held.where}: refused: {error}") from None
 
 
 def roots_of(ctx: SyncContext) -> tuple[Any, ...]:
@@ -93,16 +99,15 @@ def signs_last(relpaths: Iterable[str]) -> list[str]:
     return sorted(relpaths, key=lambda relpath: relpath.endswith(".sign"))
 
 
-def accepted(ctx: SyncContext, fetched: Fetched, relpath: str) -> CvdHeader | None:
+def accepted(ctx: SyncContext, held: Held, relpath: str) -> CvdHeader | None:
     """`vdfcheck.check_vdf` on a download about to be staged as `relpath` (a `.sign` against the staged
     file it signs), and no CVD older than the served one unless the operator allowed it. A failure
     discards the download and becomes a VerifyError naming its URL. Returns the header of a CVD."""
-    assert fetched.path is not None
     try:
-        return accepted_file(ctx, fetched.path, relpath)
+        return accepted_file(ctx, held.path, relpath)
     except FormatError as error:
-        discard(fetched)
-        raise VerifyError(f"{fetched.url}: refused: {error}") from None
+        discard(held)
+        raise VerifyError(f"{held.where}: refused: {error}") from None
 
 
 def accepted_file(ctx: SyncContext, path: Path, relpath: str) -> CvdHeader | None:

@@ -17,14 +17,18 @@ import re
 import shutil
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
+from pum.clock import utc_stamp
 from pum.errors import PumError, UpstreamError, VerifyError
 from pum.formats import FormatError
+from pum.formats.httpdate import http_date, parse_http_date
 from pum.formats.manifest import FileRecord, Manifest, parse_manifest
+from pum.formats.paths import is_hidden, url_path
+from pum.net.answers import Body, Missing, NotModified
 from pum.store import MANIFEST_PATH
+from pum.store.state import Lag, MirrorState, Validators
 from pum.sync.fetch import (
     accepted,
     accepted_file,
@@ -36,10 +40,9 @@ from pum.sync.fetch import (
 )
 
 if TYPE_CHECKING:
-    from pum.net.transport import Fetched, Transport
+    from pum.net.transport import Transport
     from pum.sync import SyncContext
 
-MIRROR_STATE = "mirror.json"
 MANIFEST_LIMIT = 64 << 20
 # the upper may publish while we copy: a file then 404s or differs; we re-read its manifest and start over
 COPY_ATTEMPTS = 3
@@ -79,37 +82,34 @@ def files_digest(files: Mapping[str, FileRecord]) -> str:
     return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).hexdigest()
 
 
-def is_hidden(relpath: str) -> bool:
-    """A dot-file or a file under a dot-directory (`.pum/products.json`): PUM's own records, which no PUM
-    serves (`pum serve` answers 404), so no sub copies them."""
-    return any(part.startswith(".") for part in relpath.split("/"))
-
-
-def url_path(relpath: str) -> str:
-    """A release path as it goes into a URL ('#', '?', blanks and non-ASCII percent-encoded)."""
-    return quote(relpath, safe="/")
-
-
 class MirrorSource:
     def sync(self, ctx: SyncContext) -> None:
-        state = ctx.store.read_state(MIRROR_STATE) or {}
+        state = ctx.store.mirror_state(ctx.log.line)
         transport = ctx.transport()
         ours = CopiedFrom.of(ctx.staging.current)
-        validators = state.get("validators")
-        if not (ours and isinstance(validators, dict) and validators.get("files") == ours.files):
+        validators = state.validators if state is not None else None
+        if not (ours and validators and validators.files == ours.files):
             validators = None
         answer = fetch_manifest(transport, validators, fleet_query(ours))
-        if isinstance(answer, tuple):
-            copy_by_manifest(ctx, transport, *answer)
-        elif answer.not_modified and validators:
+        if isinstance(answer, UpperManifest):
+            copy_by_manifest(ctx, transport, answer.answer, answer.manifest)
+        elif isinstance(answer, NotModified) and validators and state is not None:
             keep_current(ctx, state, answer)
-        elif answer.not_modified:
+        elif isinstance(answer, NotModified):
             raise UpstreamError(f"{answer.url}: answered 304 Not Modified to a request without validators")
         else:
             from pum.sync.crawl import crawl_upper
 
             ctx.log.line(f"{answer.url}: not found (404): copying the upper server by its index pages")
             crawl_upper(ctx, transport, state)
+
+
+@dataclass(frozen=True)
+class UpperManifest:
+    """The upper's manifest, parsed, and the answer that brought it (its server, URL, validators)."""
+
+    answer: Body
+    manifest: Manifest
 
 
 def fleet_query(ours: CopiedFrom | None) -> str:
@@ -122,54 +122,49 @@ def fleet_query(ours: CopiedFrom | None) -> str:
 
 
 def fetch_manifest(
-    transport: Transport, validators: dict[str, Any] | None, query: str = ""
-) -> Fetched | tuple[Fetched, Manifest]:
-    """The upper's manifest: (Fetched, Manifest) on 200, else the bare 304 or 404 answer.
+    transport: Transport, validators: Validators | None, query: str = ""
+) -> UpperManifest | NotModified | Missing:
+    """The upper's manifest on 200, else the 304 or 404 answer.
 
     Validators go with the request only when they describe what we serve; a 304 from another server than
     the one that gave them proves nothing, so that answer is asked again without them."""
-    from pum.net.transport import http_date
-
     # the manifest is ~130 bytes a file: compressed on the wire where the server can
     headers = {"Accept-Encoding": "gzip"}
     if validators:
-        if validators.get("etag"):
-            headers["If-None-Match"] = validators["etag"]
-        if validators.get("last_modified"):
-            headers["If-Modified-Since"] = http_date(validators["last_modified"])
+        if validators.etag:
+            headers["If-None-Match"] = validators.etag
+        if validators.last_modified:
+            headers["If-Modified-Since"] = http_date(validators.last_modified)
     answer = transport.get_bytes(MANIFEST_PATH + query, limit=MANIFEST_LIMIT, headers=headers)
-    if not isinstance(answer, tuple):
-        if answer.not_modified and validators and str(answer.server) != validators.get("server"):
-            return fetch_manifest(transport, None, query)
-        if answer.status not in (304, 404):
-            raise UpstreamError(f"{answer.url}: unexpected answer {answer.status}")
+    if isinstance(answer, NotModified) and validators and str(answer.server) != validators.server:
+        return fetch_manifest(transport, None, query)
+    if not isinstance(answer, Body):
         return answer
-    fetched, body = answer
     try:
-        return fetched, parse_manifest(body)
+        return UpperManifest(answer, parse_manifest(answer.data))
     except FormatError as error:
-        raise VerifyError(f"{fetched.url}: not a PUM release manifest: {error}") from None
+        raise VerifyError(f"{answer.url}: not a PUM release manifest: {error}") from None
 
 
-def keep_current(ctx: SyncContext, state: dict[str, Any], answer: Fetched) -> None:
+def keep_current(ctx: SyncContext, state: MirrorState, answer: NotModified) -> None:
     staging = ctx.staging
     assert staging.current is not None  # validators are only sent for the release we serve
     ctx.log.line(f"{answer.url}: not modified (304): we serve the upper's release")
     staging.start_from_current()
     staging.source = staging.current.source
     ctx.log.line("files checked 0, fetched 0, bytes 0")
-    ctx.store.write_state(MIRROR_STATE, {**state, "checked": _now(), **_lag(0, 0)})
+    ctx.store.write_mirror_state(replace(state, checked=utc_stamp(), lag=_lag(0, 0)))
 
 
 class _UpperMoved(Exception):
     """The upper published another release while we copied: copy that one instead."""
 
-    def __init__(self, fetched: Fetched, manifest: Manifest) -> None:
+    def __init__(self, fetched: Body, manifest: Manifest) -> None:
         super().__init__(f"the upper server published release {manifest.serial} meanwhile")
         self.fetched, self.manifest = fetched, manifest
 
 
-def copy_by_manifest(ctx: SyncContext, transport: Transport, fetched: Fetched, manifest: Manifest) -> None:
+def copy_by_manifest(ctx: SyncContext, transport: Transport, fetched: Body, manifest: Manifest) -> None:
     ours = CopiedFrom.of(ctx.staging.current)
     for _attempt in range(COPY_ATTEMPTS):
         try:
@@ -192,7 +187,7 @@ def copy_by_manifest(ctx: SyncContext, transport: Transport, fetched: Fetched, m
     )
 
 
-def copy_release(ctx: SyncContext, transport: Transport, fetched: Fetched, manifest: Manifest) -> None:
+def copy_release(ctx: SyncContext, transport: Transport, fetched: Body, manifest: Manifest) -> None:
     staging, log = ctx.staging, ctx.log
     copied = CopiedFrom(str(fetched.server), manifest.serial, manifest.created, files_digest(manifest.files))
     log.line(f"upper release {manifest.serial} ({manifest.created}): {len(manifest.files)} files")
@@ -248,7 +243,7 @@ def _reuse_held(ctx: SyncContext, relpath: str, held_path: str, record: FileReco
 def _download(
     ctx: SyncContext,
     transport: Transport,
-    manifest_answer: Fetched,
+    manifest_answer: Body,
     manifest: Manifest,
     relpath: str,
     record: FileRecord,
@@ -274,13 +269,12 @@ def _download(
             continue
         _recheck(transport, manifest)
         raise VerifyError(
-            f"{got.url}: refused: sha256 {got.sha256} ({got.size} bytes) differs from the upper's "
+            f"{got.where}: refused: sha256 {got.sha256} ({got.size} bytes) differs from the upper's "
             f"manifest (sha256 {record.sha256}, {record.size} bytes); the last good release stays served"
         )
     else:
         raise AssertionError("unreachable: the second attempt starts from nothing")
     accepted(ctx, got, relpath)
-    assert got.path is not None
     ctx.staging.put(relpath, got.path, mtime=record.mtime, sha256=record.sha256, keep_source=True)
     ctx.log.line(f"download {relpath} ({got.size} bytes)")
 
@@ -289,12 +283,14 @@ def _recheck(transport: Transport, manifest: Manifest) -> None:
     """A file that is not what the manifest says: corrupt, or the upper published meanwhile? Its manifest
     now tells: another file set -> _UpperMoved; the same one -> the caller refuses the file."""
     answer = fetch_manifest(transport, None)
-    if isinstance(answer, tuple) and files_digest(answer[1].files) != files_digest(manifest.files):
-        raise _UpperMoved(*answer)
+    if isinstance(answer, UpperManifest) and files_digest(answer.manifest.files) != files_digest(
+        manifest.files
+    ):
+        raise _UpperMoved(answer.answer, answer.manifest)
 
 
 def _save_state(
-    ctx: SyncContext, fetched: Fetched, manifest: Manifest, ours: CopiedFrom | None, copied: bool
+    ctx: SyncContext, fetched: Body, manifest: Manifest, ours: CopiedFrom | None, copied: bool
 ) -> None:
     """state/mirror.json: the upper, its newest release as last seen, how far behind we are, and the
     validators of its manifest for the next run's conditional request."""
@@ -303,31 +299,25 @@ def _save_state(
     if copied or (ours is not None and ours.files == digest):
         lag = _lag(0, 0)
     elif ours is None:
-        lag = {"behind": "everything (nothing copied yet)", "behind_releases": None, "behind_seconds": None}
+        lag = Lag("everything (nothing copied yet)", None, None)
     else:
         releases = manifest.serial - ours.serial if ours.upper == upper else None
         lag = _lag(releases, _seconds_between(ours.created, manifest.created))
-    ctx.store.write_state(
-        MIRROR_STATE,
-        {
-            "mode": "manifest",
-            "upper": upper,
-            "upper_url": fetched.url,
-            "upper_serial": manifest.serial,
-            "upper_created": manifest.created,
-            "checked": _now(),
-            "validators": {
-                "server": upper,
-                "etag": fetched.etag,
-                "last_modified": _trusted_last_modified(fetched),
-                "files": digest,
-            },
-            **lag,
-        },
+    ctx.store.write_mirror_state(
+        MirrorState(
+            mode="manifest",
+            upper=upper,
+            upper_url=fetched.url,
+            upper_serial=manifest.serial,
+            upper_created=manifest.created,
+            checked=utc_stamp(),
+            lag=lag,
+            validators=Validators(upper, fetched.etag, _trusted_last_modified(fetched), digest),
+        )
     )
 
 
-def _lag(releases: int | None, seconds: int | None) -> dict[str, Any]:
+def _lag(releases: int | None, seconds: int | None) -> Lag:
     if releases == 0 or (releases is None and seconds == 0):
         text = "0 releases"
     else:
@@ -339,7 +329,7 @@ def _lag(releases: int | None, seconds: int | None) -> dict[str, Any]:
         if seconds is not None:
             parts.append(_duration(seconds))
         text = ", ".join(parts) or "?"
-    return {"behind": text, "behind_releases": releases, "behind_seconds": seconds}
+    return Lag(text, releases, seconds)
 
 
 def _duration(seconds: int) -> str:
@@ -354,17 +344,11 @@ def _seconds_between(earlier: str, later: str) -> int | None:
         return None
 
 
-def _trusted_last_modified(fetched: Fetched) -> float | None:
+def _trusted_last_modified(fetched: Body) -> float | None:
     """A Last-Modified in the same second as the answer may be followed by another change in that
     second, which If-Modified-Since (whole seconds) cannot see (RFC 9110 8.8.2.2): not remembered then."""
-    from pum.net.transport import parse_http_date
-
     modified = fetched.last_modified
     if modified is None:
         return None
     answered = parse_http_date(fetched.headers.get("date")) or time.time()
     return modified if answered - modified >= 1 else None
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

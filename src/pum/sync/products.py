@@ -13,28 +13,32 @@ and the last good release stays served, as for a refused CVD.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from pum.errors import UpstreamError, VerifyError
 from pum.formats import FormatError
+from pum.formats.httpdate import http_date
 from pum.formats.productlist import ListEntry, parse_product_list, reserved_path_problem
-from pum.net.transport import Fetched, Transport, http_date
+from pum.formats.products_record import (
+    ListedFile,
+    ProductsRecord,
+    parse_products_record,
+    products_record_bytes,
+)
+from pum.net.answers import Body, Missing, NotModified
 from pum.store import Staging, md5_file
 from pum.store.local_area import LocalArea
 from pum.sync import SyncContext
-from pum.sync.fetch import discard, download_kept
+from pum.sync.fetch import Held, discard, download_kept
+
+if TYPE_CHECKING:
+    from pum.net.transport import Transport
 
 PRODUCTS_RECORD = ".pum/products.json"
 LIST_LIMIT = 4 << 20
-
-
-@dataclass(frozen=True)
-class ListedFile:
-    md5: str
-    sha256: str
 
 
 @dataclass
@@ -72,20 +76,20 @@ def fetch_list(ctx: SyncContext, transport: Transport, list_path: str) -> Produc
     served = staging.current.files.get(list_path) if staging.current is not None else None
     headers = {"If-Modified-Since": http_date(served.mtime)} if served is not None else None
     answer = transport.get_bytes(list_path, limit=LIST_LIMIT, headers=headers)
-    if not isinstance(answer, tuple):
-        url = answer.url
-        if not answer.not_modified or served is None or staging.current_dir is None:
-            raise UpstreamError(
-                f"{url}: product list answered {answer.status}: check 'products' in "
-                f"{ctx.config.path or 'pum.conf'} and the product servers"
-            )
+    url = answer.url
+    if isinstance(answer, Body):
+        data = answer.data
+        mtime, not_modified = answer.last_modified or time.time(), False
+    elif isinstance(answer, NotModified) and served is not None and staging.current_dir is not None:
         ctx.log.line(f"product list {list_path}: not modified")
         data = (staging.current_dir / list_path).read_bytes()
         mtime, not_modified = float(served.mtime), True
     else:
-        fetched, data = answer
-        url = fetched.url
-        mtime, not_modified = fetched.last_modified or time.time(), False
+        status = 404 if isinstance(answer, Missing) else 304
+        raise UpstreamError(
+            f"{url}: product list answered {status}: check 'products' in "
+            f"{ctx.config.path or 'pum.conf'} and the product servers"
+        )
     try:
         entries = parse_product_list(data.decode("utf-8"), list_path)
     except UnicodeDecodeError as error:
@@ -176,7 +180,7 @@ def stage_list(
     """Download and verify every changed file of one list, then stage them and the list itself."""
     staging = ctx.staging
     files: dict[str, ListedFile] = {}
-    verified: list[tuple[ListEntry, Fetched]] = []
+    verified: list[tuple[ListEntry, Held]] = []
     for entry in product_list.entries:
         where = f"{product_list.path}:{entry.line}"
         _check_fits(staging, entry, where, product_list.path)
@@ -191,7 +195,6 @@ def stage_list(
         verified.append((entry, fetched))
         files[entry.path] = ListedFile(entry.md5, fetched.sha256)
     for entry, fetched in verified:
-        assert fetched.path is not None
         staging.put(
             entry.path,
             fetched.path,
@@ -238,56 +241,37 @@ def _unchanged(staging: Staging, entry: ListEntry, known: dict[str, ListedFile])
     return None
 
 
-def _download(
-    ctx: SyncContext, transport: Transport, entry: ListEntry, where: str, list_path: str
-) -> Fetched:
+def _download(ctx: SyncContext, transport: Transport, entry: ListEntry, where: str, list_path: str) -> Held:
     """Kept as downloads/products/<md5>/<path>: a file (or .part) left by a killed run is reused or
     resumed, and only towards the same expected md5."""
     fetched = download_kept(ctx, transport, entry.path, kept_as=f"products/{entry.md5}/{entry.path}")
     if fetched is None:
         url = transport.url_for(transport.chosen or transport.servers[0], entry.path)
         raise UpstreamError(f"{url}: not found, but {where} names it; nothing of {list_path} is released")
-    assert fetched.path is not None
     md5 = md5_file(fetched.path)
     if md5 != entry.md5:
         discard(fetched)
         raise VerifyError(
-            f"{fetched.url}: md5 {md5}, but {where} says {entry.md5}; refused: nothing of {list_path} "
+            f"{fetched.where}: md5 {md5}, but {where} says {entry.md5}; refused: nothing of {list_path} "
             "is released"
         )
     return fetched
 
 
-def read_record(staging: Staging) -> dict[str, dict[str, ListedFile]]:
+def read_record(staging: Staging) -> ProductsRecord:
     """What the served release says this source put in it: list -> path -> md5, sha256."""
     if not staging.has(PRODUCTS_RECORD):
         return {}
     try:
-        document = json.loads(staging.path_of(PRODUCTS_RECORD).read_text(encoding="utf-8"))
-        return {
-            list_path: {path: ListedFile(f["md5"], f["sha256"]) for path, f in entry["files"].items()}
-            for list_path, entry in document["lists"].items()
-        }
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        return parse_products_record(staging.path_of(PRODUCTS_RECORD).read_bytes())
+    except FormatError as error:
         raise VerifyError(
             f"{staging.current_dir}/{PRODUCTS_RECORD}: unreadable ({error}); run 'pum verify'"
         ) from None
 
 
-def write_record(staging: Staging, record: dict[str, dict[str, ListedFile]]) -> None:
-    document = {
-        "generation": 1,
-        "lists": {
-            list_path: {
-                "files": {
-                    path: {"md5": listed.md5, "sha256": listed.sha256}
-                    for path, listed in sorted(files.items())
-                }
-            }
-            for list_path, files in sorted(record.items())
-        },
-    }
-    data = (json.dumps(document, indent=1, sort_keys=True) + "\n").encode()
+def write_record(staging: Staging, record: ProductsRecord) -> None:
+    data = products_record_bytes(record)
     current = staging.records.get(PRODUCTS_RECORD)
     if current is not None and current.sha256 == hashlib.sha256(data).hexdigest():
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import time
 from dataclasses import dataclass
@@ -14,12 +15,13 @@ from pum.formats import FormatError
 from pum.formats.cdiff import verify_cdiff
 from pum.formats.cvd import CvdHeader, parse_cvd_header
 from pum.formats.version_record import VersionRecord, parse_version_record
+from pum.net.answers import Missing, NotModified
 from pum.net.dns import lookup_txt
 from pum.sync import SyncContext
-from pum.sync.fetch import accepted, discard, download_kept, verified, verified_cvd
+from pum.sync.fetch import Held, accepted, discard, download_kept, verified, verified_cvd
 
 if TYPE_CHECKING:
-    from pum.net.transport import Fetched, Transport
+    from pum.net.transport import Transport
 
 VERSION_FILE = "dns.txt"
 _CDIFF_NAME = re.compile(r"^(?P<db>[a-z0-9_]+)-(?P<n>\d+)\.cdiff(?P<sign>\.sign)?$")
@@ -85,14 +87,13 @@ def fetch_version_file(ctx: SyncContext, transport: Transport) -> VersionRecord 
     except UpstreamError as error:
         ctx.log.line(f"{error}: reading CVD headers")
         return None
-    if not isinstance(answer, tuple):
+    if isinstance(answer, Missing | NotModified):
         ctx.log.line(
-            f"no version file {VERSION_FILE} on update server ({answer.status}): reading CVD headers"
+            f"no version file {VERSION_FILE} on update server ({_status(answer)}): reading CVD headers"
         )
         return None
-    fetched, body = answer
     try:
-        return _parse_record(body.decode("ascii", errors="replace"), fetched.url)
+        return _parse_record(answer.data.decode("ascii", errors="replace"), answer.url)
     except VerifyError as error:
         ctx.log.line(f"{error}: reading CVD headers")
         return None
@@ -108,16 +109,16 @@ def _parse_record(text: str, where: str) -> VersionRecord:
 def probe_header(transport: Transport, db: str) -> CvdHeader:
     # freshclam does the same 512-byte read for DatabaseMirror without DNS (libfreshclam.c remote_cvdhead)
     answer = transport.get_bytes(f"{db}.cvd", byte_range=(0, 511))
-    if not isinstance(answer, tuple):
-        raise UpstreamError(
-            f"{transport.url_for(answer.server, db + '.cvd')}: answered {answer.status}, "
-            f"cannot learn the version of {db}"
-        )
-    fetched, head = answer
+    if isinstance(answer, Missing | NotModified):
+        raise UpstreamError(f"{answer.url}: answered {_status(answer)}, cannot learn the version of {db}")
     try:
-        return parse_cvd_header(head)
+        return parse_cvd_header(answer.data)
     except FormatError as error:
-        raise VerifyError(f"{fetched.url}: bad CVD header: {error}") from None
+        raise VerifyError(f"{answer.url}: bad CVD header: {error}") from None
+
+
+def _status(answer: Missing | NotModified) -> int:
+    return 404 if isinstance(answer, Missing) else 304
 
 
 def served_header(release_dir: Path | None, db: str) -> CvdHeader | None:
@@ -157,7 +158,7 @@ def fetch_cvd(ctx: SyncContext, transport: Transport, db: str, current: int) -> 
     if header.version != current:
         discard(fetched)
         raise VerifyError(
-            f"{fetched.url}: holds version {header.version}, expected {current}: "
+            f"{fetched.where}: holds version {header.version}, expected {current}: "
             "the update server is not in step; the next run tries again"
         )
     # CVD mtime = build time: freshclam's If-Modified-Since is the build time of its copy (libfreshclam.c)
@@ -188,7 +189,7 @@ def fetch_cdiffs(ctx: SyncContext, transport: Transport, db: str, old: int | Non
             if old is not None:
                 ctx.log.line(f"{name}: not on update server; clients below it download the whole {db}.cvd")
             return
-        verified(fetched, lambda data, n=number: verify_cdiff(data, expected_version=n))
+        verified(fetched, functools.partial(verify_cdiff, expected_version=number))
         _stage(ctx, name, fetched)
         _fetch_optional_sign(ctx, transport, f"{name}.sign")
         if old is None and staging.records[name].mtime < oldest_kept:
@@ -210,7 +211,7 @@ def _fetch_optional_sign(ctx: SyncContext, transport: Transport, name: str) -> N
         _stage(ctx, name, fetched)
 
 
-def _stage(ctx: SyncContext, name: str, fetched: Fetched) -> None:
+def _stage(ctx: SyncContext, name: str, fetched: Held) -> None:
     """A verified download into the release, dated as upstream dates it (retention counts from there)."""
     mtime = fetched.last_modified or time.time()
     ctx.staging.put(name, fetched.path, mtime=mtime, sha256=fetched.sha256, keep_source=True)
@@ -255,7 +256,8 @@ def write_version_file(ctx: SyncContext, upstream: UpstreamVersions) -> None:
     if record is None:
         # no record upstream: make one from what we serve, stable across runs so that an unchanged
         # upstream never produces a new release
-        build_times = [served_header(staging.dir, db).build_time for db in served if served[db] is not None]
+        headers = [served_header(staging.dir, db) for db in served]
+        build_times = [header.build_time for header in headers if header is not None]
         record = VersionRecord(
             engine="0.0.0",
             main=0,
@@ -266,8 +268,17 @@ def write_version_file(ctx: SyncContext, upstream: UpstreamVersions) -> None:
             safebrowsing=0,
             bytecode=0,
         )
-    fields = {db: v for db, v in served.items() if db in ("main", "daily", "bytecode") and v is not None}
-    record = dataclasses.replace(record, **fields)
+
+    def version_of(db: str, recorded: int) -> int:
+        version = served.get(db)
+        return version if version is not None else recorded
+
+    record = dataclasses.replace(
+        record,
+        main=version_of("main", record.main),
+        daily=version_of("daily", record.daily),
+        bytecode=version_of("bytecode", record.bytecode),
+    )
     text = record.format() + "\n"
     previous = staging.path_of(VERSION_FILE)
     if staging.has(VERSION_FILE) and previous.read_text() == text:
