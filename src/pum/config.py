@@ -92,6 +92,23 @@ def _timeout(text: str) -> float:
     return float(text)
 
 
+def _deadline(text: str) -> float:
+    if not _DECIMAL.fullmatch(text) or not 1 <= float(text) <= 86400:
+        raise ValueError(f"expected seconds from 1 to 86400, got {text!r}")
+    return float(text)
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def _rate(text: str) -> int:
+    """Bytes per second as `wget --limit-rate` takes them: 500K, 2M; 0 for no cap."""
+    match = re.fullmatch(r"([0-9]{1,12})([KMG]?)", text.upper())
+    if not match:
+        raise ValueError(f"expected bytes per second such as 500K or 2M (0: no cap), got {text!r}")
+    return int(match[1]) * _UNITS[match[2]]
+
+
 def _user_agent(text: str) -> str:
     # a header value: printable ASCII only (httpx refuses others mid-run)
     if not re.fullmatch(r"[\x20-\x7e]{1,200}", text):
@@ -282,6 +299,9 @@ class Config:
     fleet_engine: str | None = _key(None, _engine_version)
     fleet_subs: tuple[Server, ...] = _key((), parse_servers)
     trust_test_root: bool = _key(False, parse_yes_no)
+    download_deadline: float = _key(600.0, _deadline)
+    max_file_size: int = _key(2048, _int_between(1, 1 << 20))
+    max_rate: int = _key(0, _rate)
 
     @property
     def proxy_url(self) -> str | None:

@@ -8,6 +8,7 @@ from pum.config import Config
 from pum.cycle import Build, CycleOutcome, run_cycle
 from pum.runlog import RunLog
 from pum.sync import Source, SyncContext
+from pum.sync.fetch import collect_stale_parts
 
 if TYPE_CHECKING:
     from pum.net.transport import ProgressHook
@@ -44,6 +45,7 @@ class SourcesBuild(Build):
         self.from_current = config.mode == "server"
 
     def fill(self, ctx: SyncContext) -> None:
+        collect_stale_parts(ctx)
         if self.from_current:
             ctx.staging.start_from_current()
         for source in self.sources:

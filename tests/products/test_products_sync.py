@@ -213,11 +213,11 @@ def test_finished_download_left_by_a_killed_run_is_not_fetched_again(
     assert (served(conf) / LIBRARY).read_bytes() == product_tree.read(LIBRARY)
 
 
-def test_an_undecodable_answer_is_an_upstream_error_naming_the_url(
+def test_an_answer_in_an_encoding_not_asked_for_is_refused_naming_the_url(
     product_tree, upstream, products_conf, pum
 ):
     conf = products_conf()
     upstream.fault("ibm/power/PSHB06.lst", status=200, headers={"Content-Encoding": "gzip"})
     result = pum("--config", conf, "run")
     assert result.code == ExitStatus.UPSTREAM, result
-    assert "PSHB06.lst: the answer cannot be decoded" in result.err
+    assert "PSHB06.lst: answered with Content-Encoding 'gzip', not asked for: refused" in result.err

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import ssl
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,8 +26,16 @@ from pum.store.state import COOL_DOWNS
 
 CHUNK = 1 << 20
 _T = TypeVar("_T")
+# a download may take `download_deadline` seconds plus one second per MIN_RATE bytes of its size: a body
+# dripping a byte at a time outlives every read timeout, and must not hold the run lock for ever
+MIN_RATE = 16 << 10
+# a .part older than this is not resumed: what upstream offers under that name has likely changed
+STALE_PART_SECONDS = 86400
+# compressed answers (only the manifest asks for one) may be this much larger than their limit on the wire
+GZIP_SLACK = 64 << 10
 
 sleep = time.sleep  # patched out by tests
+clock = time.monotonic
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,10 @@ class TransportSettings:
     user_agent: str
     retries: int
     cool_downs: Path  # state/cooldown.json
+    proxy_address: str | None = None  # host:port, for messages
+    download_deadline: float = 600.0  # seconds every download may take, whatever its size
+    max_file_size: int = 2048 << 20  # bytes, for a file whose size nobody told us
+    max_rate: int = 0  # bytes per second over the whole run; 0: no cap
 
     @classmethod
     def of(cls, config: Config) -> TransportSettings:
@@ -54,7 +68,32 @@ class TransportSettings:
             user_agent=config.user_agent,
             retries=config.retries,
             cool_downs=config.state_dir / COOL_DOWNS,
+            proxy_address=f"{config.proxy_host}:{config.proxy_port}" if config.proxy_host else None,
+            download_deadline=config.download_deadline,
+            max_file_size=config.max_file_size << 20,
+            max_rate=config.max_rate,
         )
+
+
+class RateCap:
+    """`max_rate` over everything one Transport receives (as `wget --limit-rate` did for the original):
+    after each chunk, sleep until the bytes so far fit the rate."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.started: float | None = None
+        self.received = 0
+
+    def took(self, count: int) -> None:
+        if not self.rate:
+            return
+        now = clock()
+        if self.started is None:
+            self.started = now
+        self.received += count
+        ahead = self.received / self.rate - (now - self.started)
+        if ahead > 0:
+            sleep(ahead)
 
 
 ProgressHook = Callable[[str, int, int | None], None]  # (name, bytes so far, total or None)
@@ -85,6 +124,7 @@ class Transport:
         self._checked: set[Server] = set()
         self.requests = 0
         self.bytes_received = 0
+        self.rate_cap = RateCap(settings.max_rate)
         self._http: httpx.Client | None = None
 
     @property
@@ -181,10 +221,13 @@ class Transport:
         limit: int = 16 << 20,
         headers: dict[str, str] | None = None,
     ) -> Body | NotModified | Missing:
-        """A small GET held in memory (version file, CVD header, product list, manifest)."""
+        """A small GET held in memory (version file, CVD header, product list, manifest), never more than
+        `limit` bytes of it, decoded or not: only an answer to `Accept-Encoding: gzip` may be compressed, and
+        then only once, inflated with the same bound (a 6 KB bomb once took a run to 12 GB)."""
         extra = dict(headers or {})
         if byte_range:
             extra["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
+        gzip_asked = "gzip" in extra.get("Accept-Encoding", "")
 
         def attempt(server: Server) -> Body | NotModified | Missing:
             url = self.url_for(server, relpath)
@@ -196,34 +239,75 @@ class Transport:
                     return Missing(**answer)
                 if response.status_code not in (200, 206):
                     raise UpstreamError(f"{url}: unexpected answer {response.status_code}")
-                body = bytearray()
                 wanted = (byte_range[1] - byte_range[0] + 1) if byte_range else limit + 1
-                for chunk in response.iter_bytes(65536):
-                    body += chunk
-                    if len(body) >= wanted:
-                        break
+                body = self._read_bounded(response, url, wanted, gzip_asked)
                 if not byte_range and len(body) > limit:
                     raise UpstreamError(f"{url}: larger than {limit} bytes, refused")
-                self.bytes_received += len(body)
-                return Body(**answer, data=bytes(body[:wanted]) if byte_range else bytes(body))
+                return Body(**answer, data=body[:wanted] if byte_range else body)
 
         return self._over_servers(relpath, attempt)
 
+    def _read_bounded(self, response: httpx.Response, url: str, wanted: int, gzip_asked: bool) -> bytes:
+        """At most `wanted` bytes of the body (one more tells "too large"), inflated when it is gzip."""
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity") and not (gzip_asked and encoding == "gzip"):
+            raise UpstreamError(f"{url}: answered with Content-Encoding {encoding!r}, not asked for: refused")
+        inflater = zlib.decompressobj(wbits=31) if encoding == "gzip" else None
+        deadline = clock() + self.settings.download_deadline
+        body, on_wire = bytearray(), 0
+        for chunk in response.iter_raw():
+            on_wire += len(chunk)
+            self.bytes_received += len(chunk)
+            self.rate_cap.took(len(chunk))
+            if clock() > deadline:
+                raise UpstreamError(
+                    f"{url}: not received within {self.settings.download_deadline:g}s (download_deadline)"
+                )
+            if inflater is None:
+                body += chunk
+            else:
+                if on_wire > wanted + GZIP_SLACK:
+                    break
+                try:
+                    body += inflater.decompress(chunk, wanted + 1 - len(body))
+                except zlib.error as error:
+                    raise UpstreamError(f"{url}: a damaged gzip answer ({error})") from None
+                if inflater.unconsumed_tail:
+                    body += b"\0"  # more than wanted: the caller refuses it
+            if len(body) >= wanted:
+                break
+        else:
+            if inflater is not None and not inflater.eof:
+                raise UpstreamError(f"{url}: a truncated gzip answer")
+        return bytes(body[: wanted + 1])
+
     def download(
-        self, relpath: str, dest: Path, *, if_modified_since: float | None = None, etag: str | None = None
+        self,
+        relpath: str,
+        dest: Path,
+        *,
+        if_modified_since: float | None = None,
+        etag: str | None = None,
+        expected_size: int | None = None,
     ) -> Downloaded | NotModified | Missing:
         """Stream `relpath` to `dest` (through `dest.part`, resumed with Range when it exists).
 
-        The sha256 is computed while streaming, so memory stays flat whatever the size.
+        The sha256 is computed while streaming, so memory stays flat whatever the size. Never more than
+        `expected_size` (from a manifest) or else `max_file_size` bytes, within `download_deadline` plus a
+        second per 16 KiB of the size.
         """
         part = dest.with_name(dest.name + ".part")
         dest.parent.mkdir(parents=True, exist_ok=True)
+        ceiling = expected_size if expected_size is not None else self.settings.max_file_size
+        self._drop_stale_part(part, ceiling)
 
         def attempt(server: Server) -> Downloaded | NotModified | Missing:
             url = self.url_for(server, relpath)
             for attempt_number in range(self.settings.retries + 1):
                 try:
-                    return self._download_once(server, url, relpath, dest, part, if_modified_since, etag)
+                    return self._download_once(
+                        server, url, relpath, dest, part, if_modified_since, etag, ceiling
+                    )
                 except _Retryable as why:
                     if attempt_number == self.settings.retries:
                         raise _ServerUnusable(f"{url}: {why}") from None
@@ -234,6 +318,17 @@ class Transport:
 
         return self._over_servers(relpath, attempt)
 
+    def _drop_stale_part(self, part: Path, ceiling: int) -> None:
+        """A .part left by a killed run is resumed, unless it is older than a day or larger than the file
+        may be: then upstream likely offers another file under that name, and it would fill the disk."""
+        try:
+            stat = part.stat()
+        except FileNotFoundError:
+            return
+        if stat.st_size > ceiling or time.time() - stat.st_mtime > STALE_PART_SECONDS:
+            part.unlink(missing_ok=True)
+            self.log.line(f"{part.name}: a stale partial download ({stat.st_size} bytes), starting again")
+
     def _download_once(
         self,
         server: Server,
@@ -243,6 +338,7 @@ class Transport:
         part: Path,
         if_modified_since: float | None,
         etag: str | None,
+        ceiling: int,
     ) -> Downloaded | NotModified | Missing:
         headers: dict[str, str] = {}
         offset = part.stat().st_size if part.exists() else 0
@@ -259,8 +355,19 @@ class Transport:
             if response.status_code == 404:
                 return Missing(**answer)
             if response.status_code == 416 and offset:
+                if _complete_length(response) == offset:
+                    # the killed run had received it all: nothing is missing
+                    os.replace(part, dest)
+                    with open(dest, "rb") as done:
+                        digest = hashlib.file_digest(done, "sha256")
+                    return Downloaded(**answer, path=dest, size=offset, sha256=digest.hexdigest())
                 part.unlink()  # our partial file is not a prefix of theirs: start over
                 raise _Retryable("resume refused (416), starting again")
+            encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                raise UpstreamError(
+                    f"{url}: answered with Content-Encoding {encoding!r}, not asked for: refused"
+                )
             digest = hashlib.sha256()
             if response.status_code == 206 and offset and content_range_start(response) == offset:
                 with open(part, "rb") as done:
@@ -276,6 +383,10 @@ class Transport:
                 raise UpstreamError(f"{url}: unexpected answer {response.status_code} to a download")
             total = _content_length(response)
             total = total + offset if total is not None else None
+            if total is not None and total > ceiling:
+                part.unlink(missing_ok=True)
+                raise UpstreamError(f"{url}: {total} bytes, larger than {ceiling} allowed: refused")
+            deadline = clock() + self.settings.download_deadline + (total or ceiling) / MIN_RATE
             received = offset
             try:
                 with open(part, mode) as out:
@@ -284,6 +395,16 @@ class Transport:
                         digest.update(chunk)
                         received += len(chunk)
                         self.bytes_received += len(chunk)
+                        self.rate_cap.took(len(chunk))
+                        if received > ceiling:
+                            out.close()
+                            part.unlink(missing_ok=True)
+                            raise UpstreamError(f"{url}: larger than {ceiling} bytes allowed: refused")
+                        if clock() > deadline:
+                            raise _ServerUnusable(
+                                f"{url}: {received} bytes in {self.settings.download_deadline:g}s and more "
+                                "(download_deadline): too slow; the part is kept for the next run"
+                            )
                         if self.progress:
                             self.progress(relpath, received, total)
                     out.flush()
@@ -292,6 +413,10 @@ class Transport:
                 raise _Retryable(
                     f"interrupted after {received} bytes ({type(error).__name__}), resuming"
                 ) from None
+            except OSError as error:
+                if error.errno == errno.ENOSPC:
+                    part.unlink(missing_ok=True)  # a part kept on a full disk fails every later run
+                raise
             if total is not None and received != total:
                 raise _Retryable(f"short body: {received} of {total} bytes, resuming")
             os.replace(part, dest)
@@ -312,6 +437,12 @@ class Transport:
                 " (check proxy_host, proxy_port, proxy_user, proxy_passwd)"
             ) from None
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            if self.settings.proxy_address:
+                # every request goes to the proxy first: a dead proxy is not the update server's fault
+                raise UpstreamError(
+                    f"proxy {self.settings.proxy_address} (proxy_host/proxy_port): cannot connect "
+                    f"({short_reason(error)})"
+                ) from None
             raise _ServerUnusable(f"cannot connect ({short_reason(error)})") from None
         except (httpx.TransportError, httpx.StreamError) as error:
             if retry_errors:
@@ -373,7 +504,16 @@ class _Retryable(Exception):
 
 def _content_length(response: httpx.Response) -> int | None:
     value = response.headers.get("Content-Length")
-    return int(value) if value and value.isdigit() else None
+    return int(value) if value and len(value) <= 18 and value.isascii() and value.isdigit() else None
+
+
+def _complete_length(response: httpx.Response) -> int | None:
+    """The length in a 416's `Content-Range: bytes */<length>`."""
+    value = response.headers.get("Content-Range", "")
+    unit, _, rest = value.partition(" ")
+    if unit != "bytes" or not rest.startswith("*/") or not rest[2:].isascii() or not rest[2:].isdigit():
+        return None
+    return int(rest[2:])
 
 
 def content_range_start(response: httpx.Response) -> int | None:

@@ -4,6 +4,7 @@ refusal (bytes discarded, URL named) of a file that fails its check. Shared by t
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +40,28 @@ class Held:
         return cls(got.path, got.size, got.sha256, got.last_modified, got.url)
 
 
+def collect_stale_parts(ctx: SyncContext) -> None:
+    """At the start of a run: partial downloads a killed or failed run left more than a day ago are
+    dropped (what upstream offers under their names has likely changed; on a full disk they would fail
+    every later run). Younger ones are resumed."""
+    from pum.net.transport import STALE_PART_SECONDS
+
+    if not ctx.store.downloads.is_dir():
+        return
+    now = time.time()
+    for part in ctx.store.downloads.rglob("*.part"):
+        stat = part.lstat()
+        if now - stat.st_mtime > STALE_PART_SECONDS:
+            part.unlink(missing_ok=True)
+            ctx.log.line(f"{part.name}: a stale partial download ({stat.st_size} bytes), starting again")
+
+
 def download_kept(
-    ctx: SyncContext, transport: Transport, name: str, kept_as: str | None = None
+    ctx: SyncContext,
+    transport: Transport,
+    name: str,
+    kept_as: str | None = None,
+    expected_size: int | None = None,
 ) -> Held | None:
     """A file into the download area; one kept from an interrupted run is reused, not fetched again.
 
@@ -51,7 +72,7 @@ def download_kept(
         stat = dest.stat()
         where = f"{dest} (kept by an earlier run)"
         return Held(dest, stat.st_size, sha256_file(dest), stat.st_mtime, where)
-    got = transport.download(name, dest)
+    got = transport.download(name, dest, expected_size=expected_size)
     if not isinstance(got, Downloaded):
         return None  # Missing: without validators the server cannot answer 304
     if got.last_modified:

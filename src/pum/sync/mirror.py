@@ -251,7 +251,7 @@ def _download(
     dest = ctx.store.downloads / relpath
     for _attempt in range(2):
         left_by_earlier_run = dest.exists() or dest.with_name(dest.name + ".part").exists()
-        got = download_kept(ctx, transport, url_path(relpath), kept_as=relpath)
+        got = download_kept(ctx, transport, url_path(relpath), kept_as=relpath, expected_size=record.size)
         if got is None:
             _recheck(transport, manifest)
             raise UpstreamError(
