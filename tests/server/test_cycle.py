@@ -101,3 +101,18 @@ def test_an_import_without_room_is_refused_in_the_run_log(
     assert result.code == ExitStatus.STORE
     assert f"ERROR: {content}: needs 4096 bytes on disk" in run_log(conf)
     assert last_run(conf)["result"] == "error"
+
+
+def test_a_failed_prune_after_publishing_says_the_new_release_is_served(
+    upstream_tree, upstream, pum_conf, pum, monkeypatch
+):
+    from pum.store import Store
+
+    def prune_fails(store: Store) -> list[int]:
+        raise OSError(errno.EACCES, "Permission denied", str(store.releases / "1"))
+
+    monkeypatch.setattr(Store, "prune", prune_fails)
+    conf = pum_conf()
+    upstream_tree.publish(3)
+    assert pum("--config", conf, "run").code == ExitStatus.STORE
+    assert "release 1 is served: the error came after publishing it" in run_log(conf)

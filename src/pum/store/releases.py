@@ -77,6 +77,7 @@ class Store:
         self.state = config.state_dir
         self.staging_root = config.data_dir / "staging"
         self.downloads = config.data_dir / "downloads"
+        self.published: int | None = None  # the release this Store published, once it is served
 
     # -- what is served now ---------------------------------------------------------------------
 
@@ -200,6 +201,7 @@ class Store:
         os.rename(staging.dir, final)
         _fsync_dir(self.releases)
         self._switch_docroot(final)
+        self.published = serial
         return serial
 
     def _switch_docroot(self, target: Path) -> None:
