@@ -67,7 +67,6 @@ def run_cycle(
             log.line(build.title)
         started = utc_stamp()
         ctx: SyncContext | None = None
-        published: int | None = None
         try:
             if _held(store, log, build, "nothing fetched"):
                 return CycleOutcome(None, 0, 0)
@@ -99,7 +98,7 @@ def run_cycle(
         except (PumError, OSError) as caught:
             error = caught if isinstance(caught, PumError) else disk_error(caught)
             log.error(str(error))
-            log.line(_what_is_served(store, published))
+            log.line(_what_is_served(store))
             _record_failure(store, log, started, str(error), ctx.upstream_in_use if ctx else None)
             if error is caught:
                 raise
@@ -136,10 +135,10 @@ def _held(store: Store, log: RunLog, build: Build, consequence: str) -> bool:
     return held is not None
 
 
-def _what_is_served(store: Store, published: int | None) -> str:
+def _what_is_served(store: Store) -> str:
     """The run log's last word on a failed cycle: what clients get now."""
-    if published is not None:
-        return f"release {published} is served: the error came after publishing it"
+    if store.published is not None:
+        return f"release {store.published} is served: the error came after publishing it"
     if store.current_dir() is None:
         return "nothing is served yet"
     return "the last good release stays served"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import stat
 import tarfile
 import time
@@ -241,14 +240,10 @@ def import_content(config: Config, source: Path, dest: str | None, log: RunLog) 
     """Check `source`, add its files to the local content and publish a release carrying them."""
     members, close = read_members(source, dest)
     try:
-        needed = sum(m.size for m in members)
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        free = shutil.disk_usage(config.data_dir).free
-        if needed > free:
-            raise StoreError(f"{source}: needs {needed} bytes, {config.data_dir} has {free} free")
         imported = {m.path for m in members}
 
         def fill(tree: Path, previous: LocalContent) -> dict[str, LocalEntry]:
+            _check_room(source, members, tree)  # in the cycle: a refusal is in the run log and last_run.json
             entries = {p: e for p, e in previous.entries.items() if p not in imported}
             for member in members:
                 clash = next(
@@ -275,6 +270,16 @@ def import_content(config: Config, source: Path, dest: str | None, log: RunLog) 
         return _build(config, log, f"import {source}", imported, set(), fill, source)
     finally:
         close()
+
+
+def _check_room(source: Path, members: list[Member], tree: Path) -> None:
+    """Room for every member on the filesystem of the local area, counted in the blocks files take."""
+    info = os.statvfs(tree)
+    block = info.f_frsize or 4096
+    needed = sum(-(-member.size // block) * block for member in members)
+    free = info.f_bavail * block
+    if needed > free:
+        raise StoreError(f"{source}: needs {needed} bytes on disk, {tree.parent.parent} has {free} free")
 
 
 def remove_content(config: Config, path: str, log: RunLog) -> ImportOutcome:

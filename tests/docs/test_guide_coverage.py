@@ -150,7 +150,7 @@ def test_every_proscanup_option_has_a_row(language):
     assert sorted(set(AGENT_KEYS) - set(rows)) == [], "[update.options] options missing from the table"
 
 
-# printed for an OSError (cli.main, run.disk_error) or made of values only (Store.current_manifest), so no
+# printed for an OSError (cli.main, cycle.disk_error) or made of values only (Store.current_manifest), so no
 # template with words to compare them with
 _NOT_FROM_A_TEMPLATE = {
     "pum: <path>: <system error>",

@@ -82,3 +82,37 @@ def test_rollback_goes_through_the_run_lock_and_the_run_log(upstream_tree, upstr
     result = pum("--config", conf, "rollback")
     assert result.code == 0, result
     assert "rollback: serving release 1; publishing is held until 'pum unhold'" in run_log(conf)
+
+
+def test_an_import_without_room_is_refused_in_the_run_log(
+    upstream_tree, upstream, pum_conf, pum, tmp_path, monkeypatch
+):
+    import os
+
+    conf = pum_conf()
+    upstream_tree.publish(3)
+    assert pum("--config", conf, "run").code == 0
+    content = tmp_path / "content"
+    content.mkdir()
+    (content / "readme.txt").write_text("read me\n")  # 8 bytes: one whole block on disk
+    full = os.statvfs_result((4096, 4096, 1000, 0, 0, 1000, 0, 0, 0, 255))
+    monkeypatch.setattr("pum.importer.os.statvfs", lambda path: full)
+    result = pum("--config", conf, "import", content)
+    assert result.code == ExitStatus.STORE
+    assert f"ERROR: {content}: needs 4096 bytes on disk" in run_log(conf)
+    assert last_run(conf)["result"] == "error"
+
+
+def test_a_failed_prune_after_publishing_says_the_new_release_is_served(
+    upstream_tree, upstream, pum_conf, pum, monkeypatch
+):
+    from pum.store import Store
+
+    def prune_fails(store: Store) -> list[int]:
+        raise OSError(errno.EACCES, "Permission denied", str(store.releases / "1"))
+
+    monkeypatch.setattr(Store, "prune", prune_fails)
+    conf = pum_conf()
+    upstream_tree.publish(3)
+    assert pum("--config", conf, "run").code == ExitStatus.STORE
+    assert "release 1 is served: the error came after publishing it" in run_log(conf)

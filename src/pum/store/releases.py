@@ -82,6 +82,7 @@ class Store:
         self.staging_root = config.data_dir / "staging"
         self.downloads = config.data_dir / "downloads"
         self.history = config.data_dir / "history"
+        self.published: int | None = None  # the release this Store published, once it is served
 
     # -- what is served now ---------------------------------------------------------------------
 
@@ -205,6 +206,7 @@ class Store:
         os.rename(staging.dir, final)
         _fsync_dir(self.releases)
         self._switch_docroot(final)
+        self.published = serial
         self._remember_manifest(serial, manifest.to_json())
         return serial
 
