@@ -15,8 +15,11 @@ from conftest import write_config
 from serve.backends import world_readable_dir
 from serve.releases import TESTDATA, ReleaseTree, build_time
 
-from pum.fleet.logs import Positions, ReadCounts, read_new_lines
+from pum.config import load_config
+from pum.errors import ExitStatus
+from pum.fleet.logs import Positions, ReadCounts, generations, live_logs, read_new_lines
 from pum.formats.accesslog import MAX_LINE_BYTES
+from pum.lock import RunLock
 
 from .lines import NOW, UUID, agent, line
 
@@ -189,3 +192,24 @@ def test_if_modified_since_in_the_log_tells_the_version_a_client_holds(main, pum
     log.write_text(line("/test.cvd", status=206).rstrip("\n") + f' "{built}"\n')
     row = by_id(fleet(pum, conf))[UUID]
     assert (row["has"], row["state"], row["behind_versions"]) == ({"test": 3}, "behind", 3)
+
+
+def test_a_glob_names_the_live_logs_and_leaves_their_generations_out(tmp_path):
+    for name in ("access.log", "access.log.1", "access.log.2.gz", "access.log-20261201.gz", "other.log"):
+        (tmp_path / name).write_text("")
+    found = live_logs((f"{tmp_path}/*.log*",))
+    assert sorted(path.name for path in found) == ["access.log", "other.log"]
+    assert [path.name for path in generations(tmp_path / "access.log")] == [
+        "access.log-20261201.gz",
+        "access.log.2.gz",
+        "access.log.1",
+    ]
+
+
+def test_one_fleet_update_at_a_time(main, pum):
+    conf, log = main
+    log.write_text(line("/test-6.cdiff"))
+    with RunLock(load_config(conf).state_dir / "fleet.lock"):
+        result = pum("--config", conf, "fleet")
+    assert result.code == ExitStatus.LOCK_HELD and "holds the lock" in result.err
+    assert by_id(fleet(pum, conf))[UUID]["has"] == {"test": 6}  # the lines wait for the next update
