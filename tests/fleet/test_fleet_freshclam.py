@@ -33,10 +33,12 @@ def _update(tmp_path: Path, server, directory: Path, expected_lines: int) -> str
 
 
 def _uuid(directory: Path) -> str:
-    # freshclam.dat (libfreshclam): "freshclam.dat" magic, a version, then the UUID as text
+    # freshclam.dat (freshclam_dat_v1_t, libfreshclam/libfreshclam_internal.h): the 13-byte magic
+    # "FreshClamData", a uint32 version (1), the UUID as 37 bytes of NUL-terminated text, retry_after.
+    # One per database directory: distinct directories are distinct installations to a mirror.
     data = (directory / "freshclam.dat").read_bytes()
-    start = data.index(b"-") - 8
-    return data[start : start + 36].decode()
+    assert data[:13] == b"FreshClamData", data[:13]
+    return data[17 : 17 + 36].decode("ascii")
 
 
 def _fleet(pum, conf: Path, *options: object) -> dict:

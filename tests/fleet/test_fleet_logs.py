@@ -213,3 +213,10 @@ def test_one_fleet_update_at_a_time(main, pum):
         result = pum("--config", conf, "fleet")
     assert result.code == ExitStatus.LOCK_HELD and "holds the lock" in result.err
     assert by_id(fleet(pum, conf))[UUID]["has"] == {"test": 6}  # the lines wait for the next update
+
+
+def test_a_log_pum_fleet_cannot_read_is_an_error_not_an_empty_fleet(main, pum):
+    conf, log = main
+    log.mkdir()  # (as root every file is readable: a directory is not a log either way)
+    result = pum("--config", conf, "fleet")
+    assert result.code == ExitStatus.ERROR and "cannot read the access log" in result.err
