@@ -12,6 +12,8 @@ from conftest import write_config
 from serve.backends import Backend, Nginx, PumServe, world_readable_dir
 from serve.releases import ReleaseTree
 
+from pum.deploy.web import write_web_config
+
 SERVERS = {"pum": PumServe, "nginx": Nginx}
 
 
@@ -53,3 +55,32 @@ def fleet_conf(tmp_path: Path, tree: ReleaseTree, server: Backend) -> Callable[.
         )
 
     return make
+
+
+# The log format the admin guide gives for nginx ("Is my fleet up to date?"): combined, then the
+# If-Modified-Since freshclam sends (its copy's build time).
+FLEET_LOG_FORMAT = (
+    'log_format fleet \'$remote_addr - $remote_user [$time_local] "$request" $status '
+    '$body_bytes_sent "$http_referer" "$http_user_agent" "$http_if_modified_since"\';'
+)
+
+
+@pytest.fixture
+def nginx_with_ims(tree: ReleaseTree, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+    """nginx with `pum deploy nginx`'s config, logging in the guide's `fleet` format."""
+    import serve.backends
+
+    def write_with_fleet_log(*args: object, **kwargs: object) -> list[Path]:
+        written = write_web_config(*args, **kwargs)
+        text = written[0].read_text()
+        logged = text.replace("server {", f"server {{\n    access_log {workdir / 'access.log'} fleet;", 1)
+        written[0].write_text(f"{FLEET_LOG_FORMAT}\n{logged}")
+        return written
+
+    tree.serve(3)
+    workdir = world_readable_dir("pum-fleet-nginx-ims-")
+    monkeypatch.setattr(serve.backends, "write_web_config", write_with_fleet_log)
+    backend = Nginx(tree, workdir).start()
+    yield backend
+    backend.stop()
+    shutil.rmtree(workdir, ignore_errors=True)

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from conftest import run_freshclam, write_config
-from serve.releases import TESTDATA
+from serve.releases import TESTDATA, build_time
+
+from pum.formats.accesslog import parse_line
 
 STALE = 27 * 3600  # past fleet_stale_hours=26
 
@@ -30,10 +33,12 @@ def _update(tmp_path: Path, server, directory: Path, expected_lines: int) -> str
 
 
 def _uuid(directory: Path) -> str:
-    # freshclam.dat (libfreshclam): "freshclam.dat" magic, a version, then the UUID as text
+    # freshclam.dat (freshclam_dat_v1_t, libfreshclam/libfreshclam_internal.h): the 13-byte magic
+    # "FreshClamData", a uint32 version (1), the UUID as 37 bytes of NUL-terminated text, retry_after.
+    # One per database directory: distinct directories are distinct installations to a mirror.
     data = (directory / "freshclam.dat").read_bytes()
-    start = data.index(b"-") - 8
-    return data[start : start + 36].decode()
+    assert data[:13] == b"FreshClamData", data[:13]
+    return data[17 : 17 + 36].decode("ascii")
 
 
 def _fleet(pum, conf: Path, *options: object) -> dict:
@@ -110,3 +115,16 @@ def test_a_sub_pum_is_seen_with_the_release_it_serves(server, tree, tmp_path, fl
     assert (row["serial"], row["state"], row["behind_releases"]) == (1, "behind", 1)
     document = _fleet(pum, conf)
     assert document["tiers"][0]["serial"] == 1 and document["tiers"][0]["behind_releases"] == 1
+
+
+def test_nginx_logging_if_modified_since_shows_what_a_client_holds_before_it_updates(
+    nginx_with_ims, tree, tmp_path
+):
+    client = _client(tmp_path / "client", 1)
+    assert "updated (version: 3" in run_freshclam(tmp_path, nginx_with_ims.url, client).stdout
+    tree.serve(6)
+    run_freshclam(tmp_path, nginx_with_ims.url, client)
+    records = [parse_line(raw) for raw in nginx_with_ims.access_log.read_bytes().splitlines()]
+    probes = [r for r in records if r.path == "/test.cvd" and r.status == 206 and r.if_modified_since]
+    held = parsedate_to_datetime(probes[-1].if_modified_since).timestamp()
+    assert held == build_time(TESTDATA / "test-3.cvd")  # the build time of the copy it held: version 3

@@ -3,6 +3,7 @@ lines skipped and counted, proscanup and sub-PUM reports in query strings."""
 
 from __future__ import annotations
 
+import email.utils
 import gzip
 import json
 import os
@@ -12,10 +13,13 @@ from pathlib import Path
 import pytest
 from conftest import write_config
 from serve.backends import world_readable_dir
-from serve.releases import ReleaseTree
+from serve.releases import TESTDATA, ReleaseTree, build_time
 
-from pum.fleet.logs import Positions, ReadCounts, read_new_lines
+from pum.config import load_config
+from pum.errors import ExitStatus
+from pum.fleet.logs import Positions, ReadCounts, generations, live_logs, read_new_lines
 from pum.formats.accesslog import MAX_LINE_BYTES
+from pum.lock import RunLock
 
 from .lines import NOW, UUID, agent, line
 
@@ -25,6 +29,7 @@ def main(tmp_path: Path):
     """A served tree at test version 6 and the pum.conf reading `client_logs`=<tmp>/access.log."""
     base = world_readable_dir("pum-fleet-logs-")
     tree = ReleaseTree(base)
+    tree.release(3)  # served before: its CVD header's build time is known
     tree.serve(6)
     log = tmp_path / "access.log"
     conf = write_config(
@@ -179,3 +184,39 @@ def test_clients_not_seen_for_fleet_keep_days_are_pruned(main, pum):
     other = "0b6f51c2-9a1e-4d7e-8c55-1f0e2a3b4c5d"
     log.write_text(line("/test-6.cdiff", who=agent(other), when=NOW - 91 * 86400) + line("/test-6.cdiff"))
     assert [row["id"] for row in fleet(pum, conf)["clients"]] == [UUID]
+
+
+def test_if_modified_since_in_the_log_tells_the_version_a_client_holds(main, pum):
+    conf, log = main
+    built = email.utils.formatdate(build_time(TESTDATA / "test-3.cvd"), usegmt=True)
+    log.write_text(line("/test.cvd", status=206).rstrip("\n") + f' "{built}"\n')
+    row = by_id(fleet(pum, conf))[UUID]
+    assert (row["has"], row["state"], row["behind_versions"]) == ({"test": 3}, "behind", 3)
+
+
+def test_a_glob_names_the_live_logs_and_leaves_their_generations_out(tmp_path):
+    for name in ("access.log", "access.log.1", "access.log.2.gz", "access.log-20261201.gz", "other.log"):
+        (tmp_path / name).write_text("")
+    found = live_logs((f"{tmp_path}/*.log*",))
+    assert sorted(path.name for path in found) == ["access.log", "other.log"]
+    assert [path.name for path in generations(tmp_path / "access.log")] == [
+        "access.log-20261201.gz",
+        "access.log.2.gz",
+        "access.log.1",
+    ]
+
+
+def test_one_fleet_update_at_a_time(main, pum):
+    conf, log = main
+    log.write_text(line("/test-6.cdiff"))
+    with RunLock(load_config(conf).state_dir / "fleet.lock"):
+        result = pum("--config", conf, "fleet")
+    assert result.code == ExitStatus.LOCK_HELD and "holds the lock" in result.err
+    assert by_id(fleet(pum, conf))[UUID]["has"] == {"test": 6}  # the lines wait for the next update
+
+
+def test_a_log_pum_fleet_cannot_read_is_an_error_not_an_empty_fleet(main, pum):
+    conf, log = main
+    log.mkdir()  # (as root every file is readable: a directory is not a log either way)
+    result = pum("--config", conf, "fleet")
+    assert result.code == ExitStatus.ERROR and "cannot read the access log" in result.err

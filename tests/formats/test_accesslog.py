@@ -172,3 +172,17 @@ def test_vdf_paths_name_database_kind_and_cdiff_version() -> None:
 def test_engine_versions_order_numerically() -> None:
     assert version_key("0.103.12") < version_key("1.0.0") == version_key("1.0") < version_key("1.4.6")
     assert version_key("1.0.0-rc") == (1,)
+
+
+@given(st.text(max_size=300))
+def test_any_query_gives_a_report_none_or_format_error(query: str) -> None:
+    with contextlib.suppress(FormatError):
+        parse_host_report(query)
+    with contextlib.suppress(FormatError):
+        parse_sub_report(query)
+
+
+@given(st.text(max_size=200))
+def test_any_agent_gives_freshclam_parts_or_format_error(agent: str) -> None:
+    with contextlib.suppress(FormatError):
+        assert parse_freshclam_agent(agent).version[0].isdigit()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -21,7 +22,6 @@ from pum.fleet.table import MAX_CLIENTS, Client, ServedHistory
 from pum.formats import FormatError
 from pum.formats.accesslog import (
     CLAMAV_AGENT,
-    MAX_LINE_BYTES,
     AccessRecord,
     HostReport,
     VdfRequest,
@@ -185,8 +185,9 @@ class Ingest:
 
 
 def _reason(error: FormatError) -> str:
-    text = str(error)
-    return text.split(":", 1)[0] if len(text) > 60 else text
+    """The kind of a refusal, to count by: its message without numbers or quoted values."""
+    text = re.sub(r"\d{2,}", "N", re.sub(r"'[^']*'|\"[^\"]*\"", "…", str(error)))
+    return text[:60]
 
 
 def served_releases(releases_dir: Path, history: ServedHistory) -> None:
@@ -214,6 +215,3 @@ def served_releases(releases_dir: Path, history: ServedHistory) -> None:
             except (OSError, FormatError):
                 continue
             history.add(path[: -len(".cvd")], header.version, since, header.build_time)
-
-
-__all__ = ["MAX_LINE_BYTES", "Ingest", "IngestCounts", "served_releases"]

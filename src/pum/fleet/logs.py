@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from pum.errors import ConfigError
+from pum.errors import ConfigError, PumError
 from pum.formats.accesslog import MAX_LINE_BYTES
 
 CHUNK = 4 << 20
@@ -194,8 +194,10 @@ def _batches(
     A line longer than MAX_LINE_BYTES is counted and dropped without being held whole in memory."""
     try:
         stream = _open(path)
-    except OSError:
-        return
+    except FileNotFoundError:
+        return  # rotated away between listing and opening
+    except OSError as error:
+        raise PumError(f"{path}: cannot read the access log: {error.strerror or error}") from None
     counts.files += 1
     with stream:
         try:

@@ -16,9 +16,11 @@ from pum.fleet.logs import Positions, ReadCounts, live_logs, read_new_lines
 from pum.fleet.rollup import fetch_subs, read_rolled_up
 from pum.fleet.states import Served, assess
 from pum.fleet.table import ClientTable
+from pum.lock import RunLock
 from pum.status import served_versions
 
 POSITIONS_FILE = "fleet_logs.json"
+LOCK_FILE = "fleet.lock"
 
 
 @dataclass
@@ -41,9 +43,15 @@ def served_now(config: Config) -> Served:
     return Served(versions, serial)
 
 
-def update_fleet(config: Config, now: int | None = None, ingest_logs: bool = True) -> FleetUpdate:
-    """Ingest new log lines, prune rows older than `fleet_keep_days`, write `state/fleet.json`."""
-    moment = int(time.time()) if now is None else now
+def update_fleet(config: Config, now: int | None = None) -> FleetUpdate:
+    """Ingest new log lines, prune rows older than `fleet_keep_days`, write `state/fleet.json`.
+
+    One update at a time (`state/fleet.lock`): two reading the same new lines would count them twice."""
+    with RunLock(config.state_dir / LOCK_FILE):
+        return _update(config, int(time.time()) if now is None else now)
+
+
+def _update(config: Config, moment: int) -> FleetUpdate:
     table = ClientTable(config.data_dir)
     try:
         clients = table.clients(tier="")
@@ -52,10 +60,9 @@ def update_fleet(config: Config, now: int | None = None, ingest_logs: bool = Tru
         ingest = Ingest(clients, history)
         read = ReadCounts()
         positions = Positions(config.state_dir / POSITIONS_FILE)
-        if ingest_logs:
-            for path in log_paths(config):
-                for batch in read_new_lines(path, positions, read):
-                    ingest.lines(batch)
+        for path in log_paths(config):
+            for batch in read_new_lines(path, positions, read):
+                ingest.lines(batch)
         ingest.counts.skipped += read.overlong
         if read.overlong:
             ingest.counts.reasons["overlong line"] = read.overlong
