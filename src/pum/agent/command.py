@@ -55,9 +55,11 @@ def run_command(
     show: Callable[[str], None],
     cwd: Optional[Path] = None,
     env: Optional[Dict[str, str]] = None,
+    token: Optional[str] = None,
 ) -> Finished:
-    """Run `argv`, passing each output line (stdout and stderr together) to `show` as it comes."""
-    token = uuid.uuid4().hex
+    """Run `argv`, passing each output line (stdout and stderr together) to `show` as it comes. `token` is
+    the marker its processes carry (`new_token()` when not given)."""
+    token = token or new_token()
     child_env = dict(os.environ if env is None else env)
     child_env[SESSION_ENV] = token
     fd, name = tempfile.mkstemp(prefix="proscanup-output-")
@@ -101,6 +103,10 @@ def run_command(
     return Finished(None if timed_out else process.returncode, timed_out, output.last_lines, output.omitted)
 
 
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
 class BoundedOutput:
     """The command's output file, read from our own position: the head shown line by line, then only the
     tail kept; the file is cut back to nothing whenever it is all read."""
@@ -112,7 +118,7 @@ class BoundedOutput:
         self.pending = b""
         self.tail = bytearray()
         self.omitted = 0
-        self.last_lines = []  # type: List[str]
+        self.last_lines: List[str] = []
 
     def read(self) -> None:
         size = os.fstat(self.fd).st_size
@@ -177,6 +183,11 @@ def stop_session(process: "subprocess.Popen[bytes]", token: str, grace: float = 
         pass
     _signal_group(process.pid, signal.SIGKILL)
     process.wait()
+    stop_marked(token)
+
+
+def stop_marked(token: str) -> None:
+    """SIGKILL to every process carrying the marker `token`, until none is left (bounded)."""
     for _sweep in range(SWEEPS):
         if not _signal_marked(token, signal.SIGKILL):
             break
