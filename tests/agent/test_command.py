@@ -81,3 +81,27 @@ def test_a_daemon_left_by_a_command_that_exits_is_not_stopped(tmp_path):
         assert alive(pid)
     finally:
         os.kill(pid, 9)
+
+
+def test_a_command_run_inside_another_carries_both_markers(tmp_path):
+    """post_update.sh runs proscanup, which runs an installer: stopping the script reaches the installer."""
+    outer, inner = command.new_token(), command.new_token()
+    sleeper = subprocess.Popen(
+        ["sleep", "300"], env={**os.environ, command.SESSION_ENV: f"{outer},{inner}"}, start_new_session=True
+    )
+    try:
+        assert sleeper.pid in command.marked_processes(outer)
+        assert sleeper.pid in command.marked_processes(inner)
+        assert sleeper.pid not in command.marked_processes(outer[:-1])
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_the_inherited_marker_is_kept_in_the_child(tmp_path, monkeypatch):
+    monkeypatch.setenv(command.SESSION_ENV, "outer0")
+    shown = []
+    run_command(
+        [str(script(tmp_path, f'echo "${command.SESSION_ENV}"\n'))], timeout=60, show=shown.append, token="t1"
+    )
+    assert shown == ["outer0,t1"]

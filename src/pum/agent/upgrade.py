@@ -231,10 +231,10 @@ def _remember_package(config: AgentConfig, md5: str, engine: Optional[EngineVers
 def _trees(config: AgentConfig) -> List[SavedTree]:
     paths = [config.install_dir, config.engine_dir] + list(config.upgrade_backup_paths)
     kept = [config.database_dir, config.state_dir]
-    unique = []
+    unique: List[Path] = []
     for path in paths:
-        if path not in unique:
-            unique.append(path)
+        if not any(path == other or other in path.parents for other in unique):
+            unique.append(path)  # a tree inside one already saved is saved with it
     return plan_trees(unique, kept, config.state_dir)
 
 
@@ -432,10 +432,9 @@ def replace_self(config: AgentConfig, root: Path, contents: PackageContents, say
     written beside it and renamed over, so the running file is never written into (`Text file busy`)."""
     target = config.install_dir / "bin" / SELF
     candidates = [n for n in contents.members if n == SELF or re.fullmatch(r"bin(_[^/]*)?/" + SELF, n)]
-    if not candidates or not (root / candidates[0]).is_file():
+    if not candidates or not (root / candidates[0]).is_file() or not target.is_file():
         return
     beside = target.with_name(f".{SELF}.proscanup-new")
-    target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(str(root / candidates[0]), str(beside))
     os.chmod(str(beside), 0o755)
     with open(str(beside), "rb") as stream:
