@@ -32,7 +32,12 @@ def engine_dir(h) -> Path:
 
 
 def make_host(host, engine: str = OLD_ENGINE, **options):
-    h = host(**options)
+    name = options.pop("name", "host")
+    root = host(name, **options).root  # then its proscan.conf again, naming a file under that root:
+    h = host(name, **{"UpgradeBackupPaths": root / "etc" / "clamd.conf", **options})
+    (h.root / "etc").mkdir()
+    (h.root / "etc" / "clamd.conf").write_text("LocalSocket /tmp/clamd.sock\n")
+    (h.root / "etc" / "clamd.conf").chmod(0o640)
     lib = engine_dir(h)
     lib.mkdir(parents=True)
     (lib / "engine.version").write_text(engine + "\n")
@@ -108,8 +113,9 @@ def snapshot(*directories: Path) -> dict[str, tuple[bytes, int]]:
     return found
 
 
-def trees(h) -> tuple[Path, Path]:
-    return h.install, engine_dir(h)
+def trees(h) -> tuple[Path, Path, Path]:
+    """InstallDir, EngineDir and the directory of the UpgradeBackupPaths file."""
+    return h.install, engine_dir(h), h.root / "etc"
 
 
 def reported_engine(h) -> str:
@@ -167,6 +173,7 @@ BREAKING = (
     "echo added > {lib}/added.so\n"
     "rm {lib}/main.conf\n"
     'rm "$1/etc/proscan.rules"\n'
+    'echo "TCPSocket 3310" >> "$1/../../etc/clamd.conf"\n'
     'chmod 600 "$1/bin/proscand"\n'
     'mkdir "$1/newdir" && echo new > "$1/newdir/file"\n'
 )
