@@ -436,3 +436,9 @@ def test_pum_rollout_hosts_file_names_hosts_that_upgrade_now(site, host, proscan
 def make_host_ids(site) -> tuple[str, str]:
     package = f"ibm/packages/{PACKAGE}"
     return ids_at(package, 0, 50), ids_at(package, 50, 100)
+
+
+def test_pum_rollout_refuses_a_package_the_release_does_not_serve(site):
+    result = site.pum("--config", site.conf, "rollout", "ibm/packages/typo-6.0.7.tar.gz", "--percent", "5")
+    assert result.code == ExitStatus.STORE, result
+    assert "ibm/packages/typo-6.0.7.tar.gz: the served release has no such package" in result.err

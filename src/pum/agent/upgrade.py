@@ -62,9 +62,7 @@ INSTALLERS = ("auto_install.sh", "install.sh")
 SELF = "proscanup"
 ENGINE_COMMAND_TIMEOUT = 60.0
 MAX_MEMBERS = 100_000
-KNOWN = (
-    "packages.json"  # md5 of a package -> the engine it carries, so that a current one is not fetched again
-)
+KNOWN = "packages.json"  # md5 of each package seen -> the engine it carries (_known_packages)
 _ENGINE_TARBALL = re.compile(r"clamav/clamav-([0-9]{1,3}\.[0-9]{1,3}(?:\.[0-9]{1,3})?)\.tar\.gz")
 
 
@@ -106,14 +104,15 @@ def _upgrade(config: AgentConfig, say: Say, show: Say, engine_at_most: Optional[
             )
             return False
         known = _known_packages(config)
-        if package.entry.md5 in known and not _newer(known[package.entry.md5], installed, package, say):
+        decided = package.entry.md5 in known
+        if decided and not _newer(known[package.entry.md5], installed, package, say):
             return False
         trees = _trees(config)
         check_free_space(config, trees, 0)
         archive = fetch_package(client, config, package, say)
         contents = read_package(archive)
         _remember_package(config, package.entry.md5, contents.engine)
-        if not _newer(contents.engine, installed, package, say):
+        if not decided and not _newer(contents.engine, installed, package, say):
             archive.unlink()
             return False
         check_free_space(config, trees, contents.unpacked)
