@@ -6,8 +6,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from agent.conftest import POST_UPDATE
 from pum.agent import command
 from pum.agent.command import KEPT_TAIL, SHOWN_HEAD, run_command
+from pum.errors import ExitStatus
 
 
 def script(tmp_path: Path, body: str) -> Path:
@@ -105,3 +107,14 @@ def test_the_inherited_marker_is_kept_in_the_child(tmp_path, monkeypatch):
         [str(script(tmp_path, f'echo "${command.SESSION_ENV}"\n'))], timeout=60, show=shown.append, token="t1"
     )
     assert shown == ["outer0,t1"]
+
+
+def test_post_update_running_exec_yes_is_stopped_at_command_timeout(site, host, proscanup):
+    site.tree.put(POST_UPDATE, "#!/bin/sh\necho starting\nexec yes\n")
+    site.publish()
+    h = host(CommandTimeout=2)
+    result = proscanup("--config", h.conf, "-V")
+    assert result.code == ExitStatus.ERROR, result
+    assert f"{h.post_update}: killed after CommandTimeout=2s" in result.err
+    assert "post_update.sh execute successfully" not in result.out
+    assert len(result.out) < SHOWN_HEAD + KEPT_TAIL + 100_000  # what freshclam and the steps print besides
