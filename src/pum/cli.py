@@ -254,6 +254,24 @@ def _import_bundle(ctx: Context, bundle: Path) -> None:
 
 
 @cli.command()
+@click.argument("package", metavar="PACKAGE-PATH")
+@click.option(
+    "--percent", type=click.FloatRange(0, 100), required=True, help="Share of hosts that upgrade now."
+)
+@click.option(
+    "--hosts", "hosts_file", type=click.Path(path_type=Path, dir_okay=False), help="Hosts that upgrade now."
+)
+@pass_context
+def rollout(ctx: Context, package: str, percent: float, hosts_file: Path | None) -> None:
+    """Let PERCENT % of the hosts (and those listed in --hosts) install an upgrade package now."""
+    from pum.rollout import publish_rollout
+
+    with ctx.run_log() as log:
+        outcome = publish_rollout(ctx.config, package, percent, hosts_file, log)
+    click.echo("\n".join(outcome.lines))
+
+
+@cli.command()
 @pass_context
 def serve(ctx: Context) -> None:
     """Serve the current release over HTTP (follows new releases without a restart)."""

@@ -89,6 +89,7 @@ def host(tmp_path: Path, site: Site) -> Callable[..., Host]:
             "Freshclam": freshclam,
             "CommandTimeout": 60,
             "ReloadApplication": "yes",
+            "EngineDir": root / "usr" / "lib" / "clamav",  # never the real /usr/lib/clamav
         }
         values.update(options)
         conf = root / "proscan.conf"

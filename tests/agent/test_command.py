@@ -6,8 +6,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from agent.conftest import POST_UPDATE
 from pum.agent import command
 from pum.agent.command import KEPT_TAIL, SHOWN_HEAD, run_command
+from pum.errors import ExitStatus
 
 
 def script(tmp_path: Path, body: str) -> Path:
@@ -81,3 +83,38 @@ def test_a_daemon_left_by_a_command_that_exits_is_not_stopped(tmp_path):
         assert alive(pid)
     finally:
         os.kill(pid, 9)
+
+
+def test_a_command_run_inside_another_carries_both_markers(tmp_path):
+    """post_update.sh runs proscanup, which runs an installer: stopping the script reaches the installer."""
+    outer, inner = command.new_token(), command.new_token()
+    sleeper = subprocess.Popen(
+        ["sleep", "300"], env={**os.environ, command.SESSION_ENV: f"{outer},{inner}"}, start_new_session=True
+    )
+    try:
+        assert sleeper.pid in command.marked_processes(outer)
+        assert sleeper.pid in command.marked_processes(inner)
+        assert sleeper.pid not in command.marked_processes(outer[:-1])
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_the_inherited_marker_is_kept_in_the_child(tmp_path, monkeypatch):
+    monkeypatch.setenv(command.SESSION_ENV, "outer0")
+    shown = []
+    run_command(
+        [str(script(tmp_path, f'echo "${command.SESSION_ENV}"\n'))], timeout=60, show=shown.append, token="t1"
+    )
+    assert shown == ["outer0,t1"]
+
+
+def test_post_update_running_exec_yes_is_stopped_at_command_timeout(site, host, proscanup):
+    site.tree.put(POST_UPDATE, "#!/bin/sh\necho starting\nexec yes\n")
+    site.publish()
+    h = host(CommandTimeout=2)
+    result = proscanup("--config", h.conf, "-V")
+    assert result.code == ExitStatus.ERROR, result
+    assert f"{h.post_update}: killed after CommandTimeout=2s" in result.err
+    assert "post_update.sh execute successfully" not in result.out
+    assert len(result.out) < SHOWN_HEAD + KEPT_TAIL + 100_000  # what freshclam and the steps print besides

@@ -28,7 +28,8 @@ def test_defaults_and_the_scanners_own_sections_left_alone() -> None:
     assert config.database_dir == Path("/opt/proscan/var/clamav")
     assert config.version_file == Path("/opt/proscan/VERSION")
     assert config.command_timeout == 120 and config.reload_application is True
-    assert config.upgrade_min_free_mb == 700
+    assert config.upgrade_free_space == ((Path("/usr/lib"), 700),)
+    assert config.engine_dir == Path("/usr/lib/clamav") and config.max_rate == 0
 
 
 def test_reload_application_is_off_unless_set() -> None:
@@ -47,7 +48,9 @@ def test_install_dir_moves_the_defaults_below_it() -> None:
     [
         ("CommandTimout = 5", "p.conf:9: unknown option 'CommandTimout' in [update.options] (did you mean"),
         ("ReloadApplication2 = maybe", "p.conf:9: unknown option"),
-        ("UpgradeMinFreeMB = lots", "p.conf:9: bad value for UpgradeMinFreeMB"),
+        ("UpgradeFreeSpace = /usr/lib:lots", "p.conf:9: bad value for UpgradeFreeSpace"),
+        ("UpgradeFreeSpace = usr/lib:700", "p.conf:9: bad value for UpgradeFreeSpace"),
+        ("MaxRate = 1e9", "p.conf:9: bad value for MaxRate"),
         ("InstallDir = relative/dir", "p.conf:9: bad value for InstallDir"),
         ("Databases = Main", "p.conf:9: bad value for Databases"),
     ],

@@ -69,17 +69,27 @@ def test_versions_compare_as_numbers_not_as_text(site, host, proscanup):
     assert result.code == 0, result
     assert "Installed version 6.0.6.10 is current (the server offers 6.0.6.9)" in result.out
     assert snapshot(h.install) == before
-    assert not downloads(h).exists()
+    assert not (downloads(h) / PACKAGE).exists()
+
+
+def test_a_package_found_not_newer_is_not_downloaded_again(site, host, proscanup):
+    publish_package(site)
+    h = installed(host(), "6.0.6.10")
+    assert proscanup("--config", h.conf, "upgrade").code == 0
+    again = proscanup("--config", h.conf, "-V", "upgrade")
+    assert again.code == 0, again
+    assert "Installed version 6.0.6.10 is current" in again.out
+    assert f"Downloading file {PACKAGE}" not in again.out
 
 
 def test_upgrade_is_refused_when_free_space_is_short(site, host, proscanup):
     publish_package(site)
-    h = installed(host(UpgradeMinFreeMB=10**9))
+    h = installed(host(UpgradeFreeSpace=f"/usr/lib:{10**9}"))
     before = snapshot(h.install)
     result = proscanup("--config", h.conf, "upgrade")
     assert result.code == ExitStatus.STORE, result
-    assert "not enough free space for the upgrade" in result.err
-    assert "1000000000 MB needed (UpgradeMinFreeMB" in result.err
+    assert "not enough free space for the upgrade on /usr/lib:" in result.err
+    assert "(1000000000 MB by UpgradeFreeSpace" in result.err
     assert snapshot(h.install) == before
     assert not downloads(h).exists()
 

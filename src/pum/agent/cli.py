@@ -70,12 +70,23 @@ def update(click_ctx: click.Context, ctx: Context) -> None:
 
 
 @cli.command()
+@click.option(
+    "--engine-at-most",
+    metavar="VERSION",
+    help="Upgrade only a host whose engine is at most VERSION (the vendor's 2020 rule: 0.101.5).",
+)
 @pass_context
-def upgrade(ctx: Context) -> None:
-    """Install the newest upgrade package the product list offers, when newer than this installation."""
+def upgrade(ctx: Context, engine_at_most: str | None) -> None:
+    """Install the newest upgrade package of the product list when its engine is newer than this host's."""
     from pum.agent.upgrade import run_upgrade
+    from pum.formats import FormatError
+    from pum.formats.engine import parse_engine_version
 
-    run_upgrade(ctx.config, ctx.say, ctx.say)
+    try:
+        at_most = parse_engine_version(engine_at_most) if engine_at_most else None
+    except FormatError as error:
+        raise click.UsageError(f"--engine-at-most: {error}") from None
+    run_upgrade(ctx.config, ctx.say, ctx.say, at_most)
 
 
 def main(argv: list[str] | None = None) -> int:

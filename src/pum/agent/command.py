@@ -17,6 +17,7 @@ SIGPIPE, and we never wait for it.
 
 import fcntl
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -36,6 +37,7 @@ KEPT_TAIL = 512 << 10  # bytes of output kept beyond those, shown at the end
 LINE_MAX = 4096  # a longer line (or output without newlines) is shown in pieces of this size
 SWEEPS = 10  # rounds of SIGKILL to marked processes (one may fork while we kill)
 PS_TIMEOUT = 30.0  # seconds for `ps` to list processes
+MARKER_MAX = 1000  # characters of inherited markers kept (nesting is shallow; the environment is not)
 
 
 class CommandError(PumError):
@@ -55,11 +57,16 @@ def run_command(
     show: Callable[[str], None],
     cwd: Optional[Path] = None,
     env: Optional[Dict[str, str]] = None,
+    token: Optional[str] = None,
 ) -> Finished:
-    """Run `argv`, passing each output line (stdout and stderr together) to `show` as it comes."""
-    token = uuid.uuid4().hex
+    """Run `argv`, passing each output line (stdout and stderr together) to `show` as it comes. `token` is
+    the marker its processes carry (`new_token()` when not given)."""
+    token = token or new_token()
     child_env = dict(os.environ if env is None else env)
-    child_env[SESSION_ENV] = token
+    # Keep the marker of a command we run inside (a proscanup that post_update.sh runs): stopping that
+    # one must reach what we start too.
+    outer = child_env.get(SESSION_ENV, "")
+    child_env[SESSION_ENV] = f"{outer},{token}" if outer and len(outer) < MARKER_MAX else token
     fd, name = tempfile.mkstemp(prefix="proscanup-output-")
     try:
         os.unlink(name)
@@ -101,6 +108,10 @@ def run_command(
     return Finished(None if timed_out else process.returncode, timed_out, output.last_lines, output.omitted)
 
 
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
 class BoundedOutput:
     """The command's output file, read from our own position: the head shown line by line, then only the
     tail kept; the file is cut back to nothing whenever it is all read."""
@@ -112,7 +123,7 @@ class BoundedOutput:
         self.pending = b""
         self.tail = bytearray()
         self.omitted = 0
-        self.last_lines = []  # type: List[str]
+        self.last_lines: List[str] = []
 
     def read(self) -> None:
         size = os.fstat(self.fd).st_size
@@ -177,6 +188,11 @@ def stop_session(process: "subprocess.Popen[bytes]", token: str, grace: float = 
         pass
     _signal_group(process.pid, signal.SIGKILL)
     process.wait()
+    stop_marked(token)
+
+
+def stop_marked(token: str) -> None:
+    """SIGKILL to every process carrying the marker `token`, until none is left (bounded)."""
     for _sweep in range(SWEEPS):
         if not _signal_marked(token, signal.SIGKILL):
             break
@@ -203,9 +219,11 @@ def _signal_marked(token: str, sig: int) -> int:
 
 
 def marked_processes(token: str) -> List[int]:
-    """Processes with `PROSCANUP_SESSION=<token>` in their environment, from `ps axeww`; zombies (already
-    dead, waiting for their parent) are left out."""
-    marker = f"{SESSION_ENV}={token}".encode()
+    """Processes with `token` in `PROSCANUP_SESSION` (`<outer>,<token>` when nested) in their environment,
+    from `ps axeww`; zombies (already dead, waiting for their parent) are left out."""
+    marker = re.compile(
+        rb"(?:^|\s)" + SESSION_ENV.encode() + rb"=(?:\S*,)?" + token.encode() + rb"(?:,|\s|$)"
+    )
     try:
         ps = subprocess.Popen(
             ["ps", "axeww"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
@@ -221,7 +239,7 @@ def marked_processes(token: str) -> List[int]:
     pids = []
     for line in listing.splitlines()[1:]:
         fields = line.split(None, 4)
-        if marker not in line or len(fields) < 3 or not fields[0].isdigit():
+        if not marker.search(line) or len(fields) < 3 or not fields[0].isdigit():
             continue
         pid = int(fields[0])
         if pid not in (os.getpid(), ps.pid) and not fields[2].startswith(b"Z"):

@@ -32,12 +32,17 @@ class AgentConfig:
     vdf_command: str | None = None
     freshclam: str = "freshclam"
     databases: tuple[str, ...] = ()
-    upgrade_min_free_mb: int = 700
     version_file: Path = Path("/opt/proscan/VERSION")
-    installer: str = "install.sh"
+    installer: str | None = None  # None: auto_install.sh when the package has one, else install.sh
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     user_agent: str = f"proscanup/{__version__}"
+    # the engine upgrade (agent/upgrade.py)
+    engine_version_command: str | None = None  # None: <InstallDir>/bin/clamd -V, else clamd -V on PATH
+    engine_dir: Path = Path("/usr/lib/clamav")
+    upgrade_backup_paths: tuple[Path, ...] = ()
+    upgrade_free_space: tuple[tuple[Path, int], ...] = ((Path("/usr/lib"), 700),)
+    max_rate: int = 0  # bytes/s for the package download; 0: no limit
 
     @property
     def list_dir(self) -> str:
@@ -108,11 +113,15 @@ KEYS = {
     "VdfCommand": ("vdf_command", _text),
     "Freshclam": ("freshclam", _text),
     "Databases": ("databases", _databases),
-    "UpgradeMinFreeMB": ("upgrade_min_free_mb", _megabytes),
     "VersionFile": ("version_file", _path),
     "Installer": ("installer", _text),
     "ConnectTimeout": ("connect_timeout", parse_seconds),
     "ReadTimeout": ("read_timeout", parse_seconds),
+    "EngineVersionCommand": ("engine_version_command", _text),
+    "EngineDir": ("engine_dir", _path),
+    "UpgradeBackupPaths": ("upgrade_backup_paths", lambda text: _paths(text)),
+    "UpgradeFreeSpace": ("upgrade_free_space", lambda text: _free_space(text)),
+    "MaxRate": ("max_rate", lambda text: _bytes_per_second(text)),
 }
 _BY_LOWER = {key.lower(): key for key in KEYS}
 REQUIRED = ("UpdateServer", "ProductList")
@@ -173,6 +182,28 @@ def _option_lines(text: str) -> dict[str, tuple[int, str]]:
 
 def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
+
+
+def _paths(text: str) -> tuple[Path, ...]:
+    """UpgradeBackupPaths: absolute paths, comma-separated."""
+    return tuple(_path(part.strip()) for part in text.split(",") if part.strip())
+
+
+def _free_space(text: str) -> tuple[tuple[Path, int], ...]:
+    """UpgradeFreeSpace: `path:MB` pairs, comma-separated (`/usr/lib:700,/opt:200`)."""
+    rules = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        path, colon, megabytes = part.rpartition(":")
+        if not colon:
+            raise ValueError(f"expected path:MB, got {part!r}")
+        rules.append((_path(path), _megabytes(megabytes)))
+    return tuple(rules)
+
+
+def _bytes_per_second(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,15}", text):
+        raise ValueError(f"expected a whole number of bytes per second (0: no limit), got {text!r}")
+    return int(text)
 
 
 def load_agent_config(path: Path | None = None) -> AgentConfig:

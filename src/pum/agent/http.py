@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -84,19 +84,22 @@ class UpdateClient:
             return bytes(body)
         raise UpstreamError("cannot get " + relpath + ": " + "; ".join(failures))
 
-    def download(self, relpath: str, dest: Path, md5: str) -> Path:
+    def download(
+        self, relpath: str, dest: Path, md5: str, progress: Callable[[int, int | None], None] | None = None
+    ) -> Path:
         """`relpath` to `dest` through `dest.part` (resumed with Range when present); `dest` appears only
-        when its md5 is `md5`. A resumed file that fails the md5 is fetched once more from its start."""
+        when its md5 is `md5`. A resumed file that fails the md5 is fetched once more from its start.
+        `progress(bytes so far, total or None)` is called after each chunk written (it may sleep: MaxRate)."""
         part = dest.with_name(dest.name + ".part")
         dest.parent.mkdir(parents=True, exist_ok=True)
         failures = []
         for server in self._ordered():
             url = self.url(relpath, server)
             try:
-                digest, resumed = self._download_from(url, part)
+                digest, resumed = self._download_from(url, part, progress)
                 if digest != md5 and resumed:
                     part.unlink()
-                    digest, resumed = self._download_from(url, part)
+                    digest, resumed = self._download_from(url, part, progress)
             except _Unusable as why:
                 failures.append(f"{url}: {why}")
                 continue
@@ -108,7 +111,9 @@ class UpdateClient:
             return dest
         raise UpstreamError("cannot download " + relpath + ": " + "; ".join(failures))
 
-    def _download_from(self, url: str, part: Path) -> tuple[str, bool]:
+    def _download_from(
+        self, url: str, part: Path, progress: Callable[[int, int | None], None] | None = None
+    ) -> tuple[str, bool]:
         """Stream to `part`, resuming what is there; the md5 of the whole file, and whether it resumed."""
         resumed = False
         for _attempt in range(RESUME_ATTEMPTS):
@@ -134,12 +139,16 @@ class UpdateClient:
                     else:
                         raise _Unusable(f"answered {response.status_code}")
                     expected = response.headers.get("Content-Length")
+                    start = offset if mode == "ab" else 0
+                    total = start + int(expected) if expected is not None and expected.isdigit() else None
                     received = 0
                     with open(part, mode) as out:
                         for chunk in response.iter_raw():
                             out.write(chunk)
                             digest.update(chunk)
                             received += len(chunk)
+                            if progress is not None:
+                                progress(start + received, total)
                         out.flush()
                         os.fsync(out.fileno())
                     if expected is not None and expected.isdigit() and received != int(expected):

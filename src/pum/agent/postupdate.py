@@ -15,6 +15,7 @@ from pum.agent.command import CommandError, run_command, script_argv
 from pum.agent.config import AgentConfig
 from pum.agent.http import UpdateClient
 from pum.agent.listing import POST_UPDATE, Say
+from pum.agent.nested import child_failures
 from pum.formats.productlist import ListEntry
 
 
@@ -50,4 +51,7 @@ def execute_post_update(config: AgentConfig, say: Say, show: Say) -> None:
         )
     if finished.returncode != 0:
         raise CommandError(f"{local}: exited {finished.returncode}; delete it to download and run it again")
+    nested = child_failures(config.state_dir)
+    if nested:
+        raise CommandError(f"{local}: exited 0, but the proscanup it ran failed: {nested[0]}")
     say(f"{POST_UPDATE} execute successfully")

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from pum.agent.config import AgentConfig
 from pum.agent.http import UpdateClient
+from pum.agent.journal import Journal, recover
 from pum.agent.listing import Say, fetch_plan
 from pum.agent.modules import update_modules
+from pum.agent.nested import RunSlot
 from pum.agent.postupdate import execute_post_update, fetch_post_update
 from pum.agent.vdf import update_vdf
 from pum.errors import PumError
-from pum.lock import RunLock
-
-LOCK = "proscanup.lock"
 
 
 def client_for(config: AgentConfig) -> UpdateClient:
@@ -39,9 +38,10 @@ def run_update(config: AgentConfig, say: Say, show: Say, report: Say) -> list[Pu
         failures.append(error)
         report(str(error))
 
-    with RunLock(config.state_dir / LOCK), client_for(config) as client:
+    with RunSlot(config.state_dir), client_for(config) as client:
         downloaded_post_update = False
         try:
+            recover(Journal(config.state_dir), say)  # an upgrade killed mid-install is undone first
             plan = fetch_plan(client, config, say)
             update_modules(client, plan.modules, say)
             downloaded_post_update = fetch_post_update(client, config, plan.post_update, say)
