@@ -276,6 +276,43 @@ def demo(directory: Path | None, keep: bool) -> None:
     run_demo(directory, keep=keep, say=click.echo)
 
 
+@cli.group("keys")
+def keys_group() -> None:
+    """The keys that sign releases (The Update Framework): make, show what to pin, rotate."""
+
+
+@keys_group.command("init")
+@click.option("--offline-root", type=click.Path(path_type=Path), help="Write the root key here, not online.")
+@pass_context
+def keys_init(ctx: Context, offline_root: Path | None) -> None:
+    """Make the root and online keys (data_dir/keys, mode 0600) and root metadata version 1."""
+    from pum.trust.keys import describe_keys, init_keys
+
+    init_keys(ctx.config, offline_root)
+    click.echo("\n".join(describe_keys(ctx.config)))
+
+
+@keys_group.command("show")
+@pass_context
+def keys_show(ctx: Context) -> None:
+    """Print the root metadata to pin on sub-PUMs and hosts, with its sha256."""
+    from pum.trust.keys import describe_keys
+
+    click.echo("\n".join(describe_keys(ctx.config)))
+
+
+@keys_group.command("rotate")
+@click.option("--offline-root", type=click.Path(path_type=Path), help="Where the root key is kept offline.")
+@click.option("--root-key", "new_root_key", is_flag=True, help="Replace the root key too.")
+@pass_context
+def keys_rotate(ctx: Context, offline_root: Path | None, new_root_key: bool) -> None:
+    """New online keys; a new root version names them, signed by the old root (the next run publishes it)."""
+    from pum.trust.keys import describe_keys, rotate_keys
+
+    rotate_keys(ctx.config, offline_root, new_root_key)
+    click.echo("\n".join(describe_keys(ctx.config)))
+
+
 def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:

@@ -74,6 +74,7 @@ class Config:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     access_log: Path = Path("/var/log/pum-access.log")
+    trusted_root: Path | None = None  # mirror mode: the main PUM's root metadata (pum keys show)
 
     @property
     def proxy_url(self) -> str | None:
@@ -265,6 +266,7 @@ KEYS: dict[str, tuple] = {
     "tls_cert": (_text, True),
     "tls_key": (_text, True),
     "access_log": (_text, True),
+    "trusted_root": (_text, True),
 }
 
 _KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")

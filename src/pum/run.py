@@ -122,9 +122,14 @@ def publish_staged(
     config: Config, store: Store, staging: Staging, log: RunLog, what: str = "vdf"
 ) -> int | None:
     """The end of every build (`pum run`, `pum import`): unchanged -> None, else validate, publish, prune."""
-    if not staging.differs_from_current():
+    from pum.trust.repository import resign_reason
+
+    resign = resign_reason(config, staging.current_dir)
+    if not staging.differs_from_current() and not resign:
         log.line("no update")
         return None
+    if resign and not staging.differs_from_current():
+        log.line(f"sign the served files again: {resign}")
     validate(config, staging.dir, log)
     published = store.publish(staging)
     log.line(f"release new {what} (release {published})")

@@ -143,6 +143,9 @@ class Store:
     def publish(self, staging: Staging) -> int:
         """Make the staged tree release N+1 and serve it: one rename(2) of the docroot symlink."""
         serial = max(self.serials(), default=0) + 1
+        from pum.trust.repository import sign_release
+
+        sign_release(self.config, staging, serial)
         manifest = Manifest(
             serial=serial,
             created=_now_iso(),

@@ -98,7 +98,9 @@ class MirrorSource:
             raise UpstreamError(f"{answer.url}: answered 304 Not Modified to a request without validators")
         else:
             from pum.sync.crawl import crawl_upper
+            from pum.trust.upper import refuse_unsigned_crawl
 
+            refuse_unsigned_crawl(ctx, answer.url)
             ctx.log.line(f"{answer.url}: not found (404): copying the upper server by its index pages")
             crawl_upper(ctx, transport, state)
 
@@ -186,6 +188,11 @@ def copy_release(ctx: SyncContext, transport: Transport, fetched: Fetched, manif
         )
     if not files:
         raise VerifyError(f"{fetched.url}: lists no files; an empty release is not copied")
+    from pum.trust.upper import check_upper_release
+
+    check_upper_release(
+        ctx, transport, fetched.url, files, manifest.files, lambda: _recheck(transport, manifest)
+    )
     staging.source = copied.text()
     held = dict(staging.current.files) if staging.current is not None else {}
     by_content = {(record.sha256, record.size): path for path, record in held.items()}
