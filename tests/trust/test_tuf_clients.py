@@ -153,3 +153,47 @@ def _rewrite(path, data: bytes) -> None:
     """Replace a file of a release (read-only, and possibly a hard link into another release)."""
     path.unlink()
     path.write_bytes(data)
+
+
+def _new_root_version(repo: Repository, change, signers: list) -> None:
+    """Root version n+1 made by hand with `change(root)`, signed by `signers` (CryptoSigners)."""
+    from tuf.api.metadata import Metadata, Root
+    from tuf.api.serialization.json import JSONSerializer
+
+    history = sorted(repo.keys.glob("root/*.root.json"), key=lambda p: int(p.name.split(".")[0]))
+    metadata = Metadata[Root].from_bytes(history[-1].read_bytes())
+    metadata.signed.version += 1
+    change(metadata.signed)
+    metadata.signatures.clear()
+    for signer in signers:
+        metadata.sign(signer, append=True)
+    path = repo.keys / "root" / f"{metadata.signed.version}.root.json"
+    path.write_bytes(metadata.to_bytes(JSONSerializer()))
+
+
+def _signer(path):
+    from pum.trust.keys import _load_signer
+
+    return _load_signer(path)
+
+
+def test_targets_below_their_threshold_of_signatures_are_refused(repository, tmp_path):
+    root_key = _signer(repository.keys / "root.pem")
+    _new_root_version(repository, lambda root: setattr(root.roles["targets"], "threshold", 2), [root_key])
+    repository.publish({"a": b"1"})
+    assert "threshold 2" in check(repository.docroot, repository.root_path(1), tmp_path).refused()
+
+
+def test_a_new_root_not_signed_by_the_old_root_key_is_refused(repository, tmp_path):
+    from securesystemslib.signer import CryptoSigner
+
+    usurper = CryptoSigner.generate_rsa()
+
+    def take_over(root) -> None:
+        for keyid in list(root.roles["root"].keyids):
+            root.revoke_key(keyid, "root")
+        root.add_key(usurper.public_key, "root")
+
+    _new_root_version(repository, take_over, [usurper])
+    repository.publish({"a": b"1"})
+    assert "role root" in check(repository.docroot, repository.root_path(1), tmp_path).refused()
