@@ -198,3 +198,16 @@ def test_a_run_with_nothing_new_signs_again_before_the_metadata_expires(
     assert pum("--config", signing_main.conf, "run").code == 0
     assert signing_main.serial() == 2
     assert "sign the served files again: its signed metadata expires" in signing_main.log
+
+
+def test_an_upper_without_a_manifest_is_not_crawled_with_a_trusted_root(
+    sub, static, pum, made_keys, tmp_path
+):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "dns.txt").write_text("1.0.7:62:27748:1756596540:1:90:49192:336\n")
+    copy = sub("sub", static(plain).address, trusted_root=made_keys / "root" / "1.root.json")
+    result = pum("--config", copy.conf, "run")
+    assert result.code == ExitStatus.VERIFY
+    assert "only a signed PUM release is copied" in result.err
+    assert not copy.docroot.exists()

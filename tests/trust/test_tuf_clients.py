@@ -10,10 +10,13 @@ import shutil
 
 import pytest
 
+from pum.formats import FormatError
+from pum.formats.tuf_metadata import TargetInfo
 from pum.trust import repository as signing
+from pum.trust.host import check_file
 from pum.trust.keys import rotate_keys
 
-from .clients import check, tuf_files
+from .clients import check, pure_client, tuf_files
 from .conftest import Repository
 
 
@@ -197,3 +200,16 @@ def test_a_new_root_not_signed_by_the_old_root_key_is_refused(repository, tmp_pa
     _new_root_version(repository, take_over, [usurper])
     repository.publish({"a": b"1"})
     assert "role root" in check(repository.docroot, repository.root_path(1), tmp_path).refused()
+
+
+def test_a_host_refuses_a_file_that_is_not_the_signed_target(repository, tmp_path):
+    repository.publish({"ibm/power/bin/scan": b"module"})
+    targets = pure_client(repository.docroot, repository.root_path(), tmp_path / "state")
+    signed = {path: TargetInfo(*info) for path, info in targets.items()}
+    check_file(signed, "ibm/power/bin/scan", str(repository.docroot / "ibm/power/bin/scan"))
+    trojan = tmp_path / "scan"
+    trojan.write_bytes(b"trojan")
+    with pytest.raises(FormatError, match="is not the signed"):
+        check_file(signed, "ibm/power/bin/scan", str(trojan))
+    with pytest.raises(FormatError, match="not in the signed targets"):
+        check_file(signed, "ibm/power/post_update.sh", str(trojan))

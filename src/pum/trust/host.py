@@ -6,9 +6,12 @@ file it would install (product list included) against the answer: length and sha
 """
 
 import datetime
+import hashlib
+import hmac
 import os
 from typing import Callable, Dict, Optional
 
+from pum.formats import FormatError
 from pum.formats.tuf_metadata import TargetInfo, refresh
 
 # the files a refresh keeps in its state directory: the newest root, the chain, and the top-level roles
@@ -38,6 +41,24 @@ def verified_targets(
     outcome = refresh(fetch, pinned, stored, moment)
     _keep(state_dir, outcome.to_store)
     return outcome.targets
+
+
+def check_file(targets: Dict[str, TargetInfo], relpath: str, path: str) -> None:
+    """Refuse (FormatError) a downloaded file that is not the signed target `relpath`: length and sha256."""
+    signed = targets.get(relpath)
+    if signed is None:
+        raise FormatError(f"{relpath}: not in the signed targets of the PUM")
+    digest = hashlib.sha256()
+    length = 0
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+            length += len(block)
+    if length != signed.length or not hmac.compare_digest(digest.hexdigest(), signed.sha256):
+        raise FormatError(
+            f"{relpath}: sha256 {digest.hexdigest()} ({length} bytes) is not the signed "
+            f"{signed.sha256} ({signed.length} bytes)"
+        )
 
 
 def _keep(state_dir: str, files: Dict[str, bytes]) -> None:
