@@ -213,3 +213,34 @@ def test_a_host_refuses_a_file_that_is_not_the_signed_target(repository, tmp_pat
         check_file(signed, "ibm/power/bin/scan", str(trojan))
     with pytest.raises(FormatError, match="not in the signed targets"):
         check_file(signed, "ibm/power/post_update.sh", str(trojan))
+
+
+def test_both_clients_agree_on_every_flipped_byte(repository, tmp_path):
+    """One byte of one metadata file changed, at many places: both clients accept or both refuse."""
+    import tempfile
+    from pathlib import Path
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    repository.publish({"a": b"1", "b/c": b"2"})
+    served = tuf_files(repository.docroot)
+    names = sorted(path.name for path in served.iterdir())
+    originals = {name: (served / name).read_bytes() for name in names}
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.sampled_from(names), st.integers(0, 10**6), st.integers(1, 255))
+    def flipped(name: str, position: int, mask: int) -> None:
+        data = bytearray(originals[name])
+        data[position % len(data)] ^= mask
+        try:
+            _rewrite(served / name, bytes(data))
+            with tempfile.TemporaryDirectory(dir=tmp_path) as states:
+                verdict = check(repository.docroot, repository.root_path(), Path(states))
+                pure_ok = not isinstance(verdict.pure, Exception)
+                ng_ok = not isinstance(verdict.ng, Exception)
+                assert pure_ok == ng_ok, (name, position % len(data), verdict.pure, verdict.ng)
+        finally:
+            _rewrite(served / name, originals[name])
+
+    flipped()
