@@ -41,6 +41,10 @@ def verify_release(release_dir: Path, manifest: Manifest, signatures: bool = Tru
             problem = _signature_problem(path, relpath)
             if problem:
                 report.problems.append(f"{relpath}: {problem}")
+    if signatures:
+        from pum.trust.repository import release_problems
+
+        report.problems += release_problems(release_dir, manifest.files)
     for relpath in foreign_files(release_dir, manifest.files):
         report.problems.append(f"{relpath}: not in the manifest (written by hand? use 'pum import')")
     return report

@@ -211,3 +211,18 @@ def test_an_upper_without_a_manifest_is_not_crawled_with_a_trusted_root(
     assert result.code == ExitStatus.VERIFY
     assert "only a signed PUM release is copied" in result.err
     assert not copy.docroot.exists()
+
+
+def test_pum_verify_checks_the_signed_metadata_of_the_served_release(upstream_tree, signing_main, pum):
+    upstream_tree.publish(3)
+    assert pum("--config", signing_main.conf, "run").code == 0
+    result = pum("--config", signing_main.conf, "verify")
+    assert result.code == 0, result
+    served = signing_main.docroot / TUF_DIR / "timestamp.json"
+    document = json.loads(served.read_bytes())
+    document["signed"]["version"] += 1  # no longer what the online key signed
+    served.unlink()
+    served.write_text(json.dumps(document))
+    result = pum("--config", signing_main.conf, "verify")
+    assert result.code == ExitStatus.VERIFY
+    assert ".pum/tuf/: timestamp.json version 2: 0 valid signature(s) of role timestamp" in result.out

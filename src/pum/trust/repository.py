@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pum.config import Config
 from pum.formats import FormatError
-from pum.formats.tuf_metadata import parse_metadata
+from pum.formats.manifest import FileRecord
+from pum.formats.tuf_metadata import parse_metadata, refresh
 from pum.trust import TUF_DIR
 from pum.trust.keys import ROOT_HISTORY, keys_dir, root_versions
 
@@ -106,3 +108,39 @@ def resign_reason(config: Config, served: Path | None, now: dt.datetime | None =
     if left < RESIGN_MARGIN:
         return f"its signed metadata expires {timestamp.expires:%Y-%m-%d %H:%M} UTC"
     return None
+
+
+def release_problems(
+    release_dir: Path, files: Mapping[str, FileRecord], anchor: Path | None = None
+) -> list[str]:
+    """`pum verify`: the release's signed metadata checked as a host would (from `anchor`, else the
+    oldest root the release carries), and every file of its manifest a signed target of the same sha256
+    and size. A release without `.pum/tuf/` has nothing to check here."""
+    tuf_dir = release_dir / TUF_DIR
+    roots = root_versions(tuf_dir)
+    if not (tuf_dir / "timestamp.json").exists() and not roots:
+        return []
+    if anchor is None and not roots:
+        return [f"{TUF_DIR}/: timestamp.json but no root metadata"]
+    trusted_root = (anchor or roots[0][1]).read_bytes()
+
+    def fetch(name: str, max_length: int) -> bytes | None:
+        path = tuf_dir / name
+        return path.read_bytes()[: max_length + 1] if path.is_file() else None
+
+    try:
+        signed = refresh(fetch, trusted_root, {}, dt.datetime.now(dt.UTC).replace(tzinfo=None)).targets
+    except FormatError as error:
+        return [f"{TUF_DIR}/: {error}"]
+    problems = []
+    for relpath, record in sorted(files.items()):
+        if is_metadata(relpath):
+            continue
+        target = signed.get(relpath)
+        if target is None:
+            problems.append(f"{relpath}: not in the signed targets")
+        elif (target.length, target.sha256) != (record.size, record.sha256):
+            problems.append(
+                f"{relpath}: the signed targets give sha256 {target.sha256} ({target.length} bytes)"
+            )
+    return problems

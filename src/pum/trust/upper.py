@@ -113,7 +113,8 @@ def _stage_metadata(ctx: SyncContext, updater: Updater, upper_files: Mapping[str
         f"{trusted.targets.version}.targets.json": state / "targets.json",
     }
     for number, path in root_versions(state / "root_history"):
-        names[f"{number}.root.json"] = path
+        if number <= trusted.root.version:  # higher ones would be left from a root pinned before
+            names[f"{number}.root.json"] = path
     for name, path in names.items():
         relpath = f"{TUF_DIR}/{name}"
         record = upper_files.get(relpath)
