@@ -18,6 +18,7 @@ from tuf.ngclient.fetcher import FetcherInterface
 
 from pum.errors import VerifyError
 from pum.formats.manifest import FileRecord
+from pum.formats.tuf_metadata import parse_metadata
 from pum.trust import TUF_DIR
 from pum.trust.keys import root_versions
 
@@ -70,7 +71,7 @@ def check_upper_release(
         recheck()
         more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
         raise VerifyError(f"{manifest_url}: refused: {wrong[0]}{more}; the last good release stays served")
-    _stage_metadata(ctx, updater, upper_files)
+    _stage_metadata(ctx, upper_files)
 
 
 def _refreshed_updater(ctx: SyncContext, transport: Transport, manifest_url: str) -> Updater:
@@ -99,26 +100,30 @@ def _refreshed_updater(ctx: SyncContext, transport: Transport, manifest_url: str
     return updater
 
 
-def _stage_metadata(ctx: SyncContext, updater: Updater, upper_files: Mapping[str, FileRecord]) -> None:
-    """The metadata ngclient verified, byte for byte, under the names the upper serves it at; with the
-    upper's mtimes, so that a run that copies the same upper release builds the same tree."""
+def _stage_metadata(ctx: SyncContext, upper_files: Mapping[str, FileRecord]) -> None:
+    """The metadata ngclient verified and kept in `state/tuf-upper/`, byte for byte, under the names the
+    upper serves it at; with the upper's mtimes, so that copying the same upper release builds the same
+    tree."""
     staging = ctx.staging
     for relpath in [path for path in staging.records if path.startswith(TUF_DIR + "/")]:
         staging.remove(relpath)
     state = ctx.store.state / STATE_DIR
-    trusted = updater._trusted_set  # ngclient keeps what it verified there, and in `state`
-    names = {
-        "timestamp.json": state / "timestamp.json",
-        f"{trusted.snapshot.version}.snapshot.json": state / "snapshot.json",
-        f"{trusted.targets.version}.targets.json": state / "targets.json",
+    kept = {
+        role: (state / f"{role}.json").read_bytes() for role in ("root", "timestamp", "snapshot", "targets")
+    }
+    version = {role: parse_metadata(data, role).version for role, data in kept.items()}
+    files = {
+        "timestamp.json": kept["timestamp"],
+        f"{version['snapshot']}.snapshot.json": kept["snapshot"],
+        f"{version['targets']}.targets.json": kept["targets"],
     }
     for number, path in root_versions(state / "root_history"):
-        if number <= trusted.root.version:  # higher ones would be left from a root pinned before
-            names[f"{number}.root.json"] = path
-    for name, path in names.items():
+        if number <= version["root"]:  # higher ones would be left from a root pinned before
+            files[f"{number}.root.json"] = path.read_bytes()
+    for name, data in files.items():
         relpath = f"{TUF_DIR}/{name}"
         record = upper_files.get(relpath)
-        staging.write_bytes(relpath, path.read_bytes(), mtime=record.mtime if record else None)
+        staging.write_bytes(relpath, data, mtime=record.mtime if record else None)
 
 
 class _TransportFetcher(FetcherInterface):
