@@ -244,3 +244,33 @@ def test_both_clients_agree_on_every_flipped_byte(repository, tmp_path):
             _rewrite(served / name, originals[name])
 
     flipped()
+
+
+def test_a_root_key_kept_online_renews_the_root_before_it_expires(tmp_path):
+    import datetime as dt
+
+    from pum.trust.keys import ROOT_LIFETIME, init_keys
+    from pum.trust.repository import resign_reason
+
+    repo = Repository(tmp_path / "main", None)
+    init_keys(repo.config, now=dt.datetime.now(dt.UTC) - ROOT_LIFETIME + dt.timedelta(days=30))
+    repo.publish({"a": b"1"})  # the publish renews it already
+    assert resign_reason(repo.config, repo.store.current_dir()) is None
+    assert sorted(p.name for p in tuf_files(repo.docroot).glob("*.root.json")) == [
+        "1.root.json",
+        "2.root.json",
+    ]
+    assert check(repo.docroot, repo.root_path(1), tmp_path / "states").accepted
+
+
+def test_the_next_run_signs_again_when_the_served_root_nears_its_expiry(repository, tmp_path, monkeypatch):
+    import datetime as dt
+
+    from pum.trust import keys
+    from pum.trust.repository import resign_reason
+
+    repository.publish({"a": b"1"})
+    assert resign_reason(repository.config, repository.store.current_dir()) is None
+    monkeypatch.setattr(keys, "ROOT_RENEW", keys.ROOT_LIFETIME + dt.timedelta(days=1))
+    reason = resign_reason(repository.config, repository.store.current_dir())
+    assert reason is not None and reason.startswith("root metadata version 1 expires ")

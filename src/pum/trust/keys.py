@@ -27,6 +27,8 @@ ROOT_KEY = "root.pem"
 ONLINE_KEY = "online.pem"
 ROOT_HISTORY = "root"
 ROOT_LIFETIME = dt.timedelta(days=365)
+# a root key kept online renews the root this long before it expires (an offline one: pum keys rotate)
+ROOT_RENEW = dt.timedelta(days=60)
 ONLINE_ROLES = ("timestamp", "snapshot", "targets")
 _SCHEME = "rsassa-pss-sha256"
 _KEY_BITS = 3072
@@ -136,6 +138,35 @@ def rotate_keys(
     path = _write_root(directory, root, signers)
     os.replace(upcoming, directory / ONLINE_KEY)
     return path
+
+
+def root_renewal_due(config: Config, now: dt.datetime | None = None) -> str | None:
+    """With the root key online, the newest root expiring within ROOT_RENEW: why it must be renewed."""
+    directory = keys_dir(config)
+    history = root_versions(directory / ROOT_HISTORY)
+    if not history or not (directory / ROOT_KEY).exists():
+        return None
+    try:
+        root = parse_metadata(history[-1][1].read_bytes(), "root")
+    except FormatError as error:
+        raise PumError(f"{history[-1][1]}: {error}") from None
+    if root.expires - (now or dt.datetime.now(dt.UTC)).replace(tzinfo=None) > ROOT_RENEW:
+        return None
+    return f"root metadata version {root.version} expires {root.expires:%Y-%m-%d}"
+
+
+def renew_root(config: Config, now: dt.datetime | None = None) -> int | None:
+    """Root version n+1 with the same keys and another year, when `root_renewal_due`; its version."""
+    if root_renewal_due(config, now) is None:
+        return None
+    from tuf.api.metadata import Metadata, Root
+
+    directory = keys_dir(config)
+    root = Metadata[Root].from_bytes(root_versions(directory / ROOT_HISTORY)[-1][1].read_bytes()).signed
+    root.version += 1
+    root.expires = (now or dt.datetime.now(dt.UTC)) + ROOT_LIFETIME
+    _write_root(directory, root, [_load_signer(directory / ROOT_KEY)])
+    return root.version
 
 
 def describe_keys(config: Config) -> list[str]:

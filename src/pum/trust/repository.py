@@ -40,8 +40,9 @@ def sign_release(config: Config, staging: Staging, serial: int, now: dt.datetime
     end to end against the main's root."""
     if config.mode == "mirror":
         return False
-    from pum.trust.keys import load_signing_keys
+    from pum.trust.keys import load_signing_keys, renew_root
 
+    renew_root(config, now)
     keys = load_signing_keys(config)
     if keys is None:
         return False
@@ -104,6 +105,11 @@ def resign_reason(config: Config, served: Path | None, now: dt.datetime | None =
     served_roots = root_versions(tuf_dir)
     if not served_roots or served_roots[-1][0] != newest_root[-1][0]:
         return f"root version {newest_root[-1][0]} is not served yet (keys rotated)"
+    from pum.trust.keys import root_renewal_due
+
+    renewal = root_renewal_due(config, now)
+    if renewal is not None:
+        return renewal
     left = timestamp.expires - (now or dt.datetime.now(dt.UTC)).replace(tzinfo=None)
     if left < RESIGN_MARGIN:
         return f"its signed metadata expires {timestamp.expires:%Y-%m-%d %H:%M} UTC"
