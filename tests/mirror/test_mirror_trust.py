@@ -226,3 +226,22 @@ def test_pum_verify_checks_the_signed_metadata_of_the_served_release(upstream_tr
     result = pum("--config", signing_main.conf, "verify")
     assert result.code == ExitStatus.VERIFY
     assert ".pum/tuf/: timestamp.json version 2: 0 valid signature(s) of role timestamp" in result.out
+
+
+def test_the_mains_signatures_hold_through_two_tiers_of_subs(
+    upstream_tree, signing_main, sub, static, pum, tmp_path
+):
+    upstream_tree.publish(3)
+    assert pum("--config", signing_main.conf, "run").code == 0
+    first = sub("first", static(signing_main).address, trusted_root=pinned(signing_main))
+    assert pum("--config", first.conf, "run").code == 0
+    second = sub("second", static(first).address, trusted_root=pinned(signing_main))
+    result = pum("--config", second.conf, "run")
+    assert result.code == 0, result
+    for path in (signing_main.docroot / TUF_DIR).iterdir():
+        assert (second.docroot / TUF_DIR / path.name).read_bytes() == path.read_bytes(), path.name
+    targets = host_check(second.docroot, pinned(signing_main), tmp_path / "host")
+    for relpath in second.files():
+        if not relpath.startswith(".pum/"):
+            data = (second.docroot / relpath).read_bytes()
+            assert targets[relpath] == (len(data), hashlib.sha256(data).hexdigest()), relpath
