@@ -245,3 +245,24 @@ def test_the_mains_signatures_hold_through_two_tiers_of_subs(
         if not relpath.startswith(".pum/"):
             data = (second.docroot / relpath).read_bytes()
             assert targets[relpath] == (len(data), hashlib.sha256(data).hexdigest()), relpath
+
+
+def test_a_file_a_sub_is_forced_to_serve_is_refused_by_the_hosts_check(
+    upstream_tree, signing_main, sub, static, pum, tmp_path
+):
+    from pum.formats import FormatError
+    from pum.trust.host import check_file
+
+    upstream_tree.publish(3)
+    vendor = tmp_path / "vendor" / "ibm" / "power"
+    vendor.mkdir(parents=True)
+    (vendor / "post_update.sh").write_text("#!/bin/sh\necho genuine\n")
+    assert pum("--config", signing_main.conf, "import", tmp_path / "vendor").code == 0
+    copy = sub("sub", static(signing_main).address, trusted_root=pinned(signing_main))
+    assert pum("--config", copy.conf, "run").code == 0
+    served = copy.docroot / "ibm/power/post_update.sh"
+    served.unlink()  # whoever holds the sub's disk swaps the script
+    served.write_text("#!/bin/sh\nid > /tmp/owned\n")
+    targets = host_check(copy.docroot, pinned(signing_main), tmp_path / "host")
+    with pytest.raises(FormatError, match="is not the signed"):
+        check_file(targets, "ibm/power/post_update.sh", str(served))
