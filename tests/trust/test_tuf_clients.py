@@ -274,3 +274,10 @@ def test_the_next_run_signs_again_when_the_served_root_nears_its_expiry(reposito
     monkeypatch.setattr(keys, "ROOT_RENEW", keys.ROOT_LIFETIME + dt.timedelta(days=1))
     reason = resign_reason(repository.config, repository.store.current_dir())
     assert reason is not None and reason.startswith("root metadata version 1 expires ")
+
+
+def test_metadata_longer_than_its_parent_says_is_refused(repository, tmp_path):
+    repository.publish({"a": b"1"})
+    served = tuf_files(repository.docroot) / "1.snapshot.json"
+    _rewrite(served, served.read_bytes() + b" ")
+    assert check(repository.docroot, repository.root_path(), tmp_path).refused()

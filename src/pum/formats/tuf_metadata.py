@@ -483,6 +483,13 @@ class Refreshed(NamedTuple):
     to_store: Dict[str, bytes]  # "root.json", "<n>.root.json", "timestamp.json", "snapshot.json", ...
 
 
+def _fetch_bounded(fetch: Fetch, name: str, max_length: int) -> Optional[bytes]:
+    data = fetch(name, max_length)
+    if data is not None and len(data) > max_length:
+        raise FormatError(f"{name}: more than {max_length} bytes")
+    return data
+
+
 def _stored(stored: Dict[str, bytes], name: str) -> Optional[bytes]:
     return stored.get(name)
 
@@ -511,7 +518,9 @@ def _load_named(
     entry = _meta_entry(parent, role + ".json")
     name = "{}.{}.json".format(entry["version"], role) if consistent else role + ".json"
     length = entry.get("length")
-    data = fetch(name, length if isinstance(length, int) and length > 0 else _MAX_LENGTH[role])
+    data = _fetch_bounded(
+        fetch, name, length if isinstance(length, int) and length > 0 else _MAX_LENGTH[role]
+    )
     if data is None:
         raise FormatError(f"{name}: not found, though {parent.role}.json names it")
     update(data, False)
@@ -532,7 +541,7 @@ def refresh(fetch: Fetch, trusted_root: bytes, stored: Dict[str, bytes], now: da
                 continue
             except FormatError:
                 pass
-        data = fetch(name, ROOT_MAX_LENGTH)
+        data = _fetch_bounded(fetch, name, ROOT_MAX_LENGTH)
         if data is None:
             break
         trusted.update_root(data)
@@ -544,7 +553,7 @@ def refresh(fetch: Fetch, trusted_root: bytes, stored: Dict[str, bytes], now: da
         # an expired copy still serves as the reference against rollback: TrustedSet keeps it loaded
         with contextlib.suppress(FormatError):
             trusted.update_timestamp(local)
-    data = fetch("timestamp.json", TIMESTAMP_MAX_LENGTH)
+    data = _fetch_bounded(fetch, "timestamp.json", TIMESTAMP_MAX_LENGTH)
     if data is None:
         raise FormatError("timestamp.json: not found: the repository is not signed")
     if trusted.update_timestamp(data):
