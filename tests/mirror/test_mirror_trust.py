@@ -266,3 +266,20 @@ def test_a_file_a_sub_is_forced_to_serve_is_refused_by_the_hosts_check(
     targets = host_check(copy.docroot, pinned(signing_main), tmp_path / "host")
     with pytest.raises(FormatError, match="is not the signed"):
         check_file(targets, "ibm/power/post_update.sh", str(served))
+
+
+def test_setting_trusted_root_later_checks_and_carries_the_upper_release_at_the_next_run(
+    upstream_tree, signing_main, sub, static, pum
+):
+    upstream_tree.publish(3)
+    assert pum("--config", signing_main.conf, "run").code == 0
+    copy = sub("sub", static(signing_main).address)
+    assert pum("--config", copy.conf, "run").code == 0
+    assert "trusted_root is not set: the upper's signed metadata is neither checked nor carried" in copy.log
+    assert not (copy.docroot / TUF_DIR).exists()
+    with copy.conf.open("a") as conf:
+        conf.write(f"trusted_root={pinned(signing_main)}\n")
+    assert pum("--config", copy.conf, "run").code == 0
+    assert (copy.docroot / TUF_DIR / "timestamp.json").read_bytes() == (
+        signing_main.docroot / TUF_DIR / "timestamp.json"
+    ).read_bytes()

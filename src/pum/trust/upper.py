@@ -40,6 +40,16 @@ def refuse_unsigned_crawl(ctx: SyncContext, url: str) -> None:
         )
 
 
+def served_unchecked(ctx: SyncContext) -> bool:
+    """trusted_root is set, but what we serve carries no signed metadata (copied before it was set)."""
+    current = ctx.staging.current_dir
+    return (
+        ctx.config.trusted_root is not None
+        and current is not None
+        and not (current / TUF_DIR / "timestamp.json").exists()
+    )
+
+
 def check_upper_release(
     ctx: SyncContext,
     transport: Transport,
