@@ -283,3 +283,14 @@ def test_setting_trusted_root_later_checks_and_carries_the_upper_release_at_the_
     assert (copy.docroot / TUF_DIR / "timestamp.json").read_bytes() == (
         signing_main.docroot / TUF_DIR / "timestamp.json"
     ).read_bytes()
+
+
+def test_a_trusted_root_that_cannot_be_read_is_a_configuration_error(
+    upstream_tree, signing_main, sub, static, pum
+):
+    upstream_tree.publish(3)
+    assert pum("--config", signing_main.conf, "run").code == 0
+    copy = sub("sub", static(signing_main).address, trusted_root="/nonexistent/root.json")
+    result = pum("--config", copy.conf, "run")
+    assert result.code == ExitStatus.CONFIG
+    assert "trusted_root /nonexistent/root.json: No such file or directory" in result.err

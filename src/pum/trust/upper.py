@@ -16,7 +16,7 @@ from tuf.ngclient import Updater
 from tuf.ngclient.config import UpdaterConfig
 from tuf.ngclient.fetcher import FetcherInterface
 
-from pum.errors import VerifyError
+from pum.errors import ConfigError, VerifyError
 from pum.formats.manifest import FileRecord
 from pum.formats.tuf_metadata import parse_metadata
 from pum.trust import TUF_DIR
@@ -89,7 +89,7 @@ def _refreshed_updater(ctx: SyncContext, transport: Transport, manifest_url: str
     try:
         pinned = ctx.config.trusted_root.read_bytes()
     except OSError as error:
-        raise VerifyError(f"trusted_root {ctx.config.trusted_root}: {error.strerror}") from None
+        raise ConfigError(f"trusted_root {ctx.config.trusted_root}: {error.strerror}") from None
     state = ctx.store.state / STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
     updater = Updater(
