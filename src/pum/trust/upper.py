@@ -11,11 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from tuf.api.exceptions import DownloadHTTPError
-from tuf.ngclient import Updater
-from tuf.ngclient.config import UpdaterConfig
-from tuf.ngclient.fetcher import FetcherInterface
-
 from pum.errors import ConfigError, VerifyError
 from pum.formats.manifest import FileRecord
 from pum.formats.tuf_metadata import parse_metadata
@@ -23,6 +18,9 @@ from pum.trust import TUF_DIR
 from pum.trust.keys import root_versions
 
 if TYPE_CHECKING:
+    from tuf.ngclient import Updater
+    from tuf.ngclient.fetcher import FetcherInterface
+
     from pum.net.transport import Transport
     from pum.sync import SyncContext
 
@@ -85,6 +83,10 @@ def check_upper_release(
 
 
 def _refreshed_updater(ctx: SyncContext, transport: Transport, manifest_url: str) -> Updater:
+    # imported here: a run answered 304 by the upper never needs python-tuf (about 0.2 s to import)
+    from tuf.ngclient import Updater
+    from tuf.ngclient.config import UpdaterConfig
+
     assert ctx.config.trusted_root is not None
     try:
         pinned = ctx.config.trusted_root.read_bytes()
@@ -95,7 +97,7 @@ def _refreshed_updater(ctx: SyncContext, transport: Transport, manifest_url: str
     updater = Updater(
         str(state),
         _BASE,
-        fetcher=_TransportFetcher(transport),
+        fetcher=_transport_fetcher(transport),
         config=UpdaterConfig(prefix_targets_with_hash=False),
         bootstrap=pinned,
     )
@@ -136,16 +138,18 @@ def _stage_metadata(ctx: SyncContext, upper_files: Mapping[str, FileRecord]) -> 
         staging.write_bytes(relpath, data, mtime=record.mtime if record else None)
 
 
-class _TransportFetcher(FetcherInterface):
+def _transport_fetcher(transport: Transport) -> FetcherInterface:
     """ngclient's downloads over our Transport (failover, proxy, TLS and timeouts of pum.conf)."""
+    from tuf.api.exceptions import DownloadHTTPError
+    from tuf.ngclient.fetcher import FetcherInterface
 
-    def __init__(self, transport: Transport) -> None:
-        self.transport = transport
+    class TransportFetcher(FetcherInterface):
+        def _fetch(self, url: str) -> Iterator[bytes]:
+            if not url.startswith(_BASE):
+                raise DownloadHTTPError(f"{url}: outside the upper's {TUF_DIR}/", 404)
+            answer = transport.get_bytes(TUF_DIR + "/" + url[len(_BASE) :])
+            if not isinstance(answer, tuple):
+                raise DownloadHTTPError(f"{answer.url}: answered {answer.status}", answer.status)
+            return iter([answer[1]])
 
-    def _fetch(self, url: str) -> Iterator[bytes]:
-        if not url.startswith(_BASE):
-            raise DownloadHTTPError(f"{url}: outside the upper's {TUF_DIR}/", 404)
-        answer = self.transport.get_bytes(TUF_DIR + "/" + url[len(_BASE) :])
-        if not isinstance(answer, tuple):
-            raise DownloadHTTPError(f"{answer.url}: answered {answer.status}", answer.status)
-        return iter([answer[1]])
+    return TransportFetcher()
