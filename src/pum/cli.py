@@ -185,8 +185,12 @@ def verify(ctx: Context, no_signatures: bool) -> None:
 
 @cli.command()
 @click.argument("dest", type=click.Path(path_type=Path))
-@click.option("--since", type=click.IntRange(min=1), metavar="SERIAL",
-              help="The release the closed side holds (its 'pum status' shows it): carry only what changed.")
+@click.option(
+    "--since",
+    type=click.IntRange(min=1),
+    metavar="SERIAL",
+    help="The release the closed side holds (its 'pum status' shows it): carry only what changed.",
+)
 @click.option("--full", is_flag=True, help="Carry the whole release (a closed side that holds nothing).")
 @click.option("--tar", "as_tar", is_flag=True, help="Write one .tar file instead of a directory.")
 @pass_context
@@ -210,11 +214,19 @@ def export(ctx: Context, dest: Path, since: int | None, full: bool, as_tar: bool
 @click.option("--dest", metavar="PATH", help="Put the files under this path of the release.")
 @click.option("--list", "show_list", is_flag=True, help="Show the local content, sizes and checksums.")
 @click.option("--remove", metavar="PATH", help="Take a file (or a directory's files) out; new release.")
-@click.option("--bundle", metavar="PATH", type=click.Path(path_type=Path),
-              help="Take the release a 'pum export' bundle carries (a directory or .tar).")
+@click.option(
+    "--bundle",
+    metavar="PATH",
+    type=click.Path(path_type=Path),
+    help="Take the release a 'pum export' bundle carries (a directory or .tar).",
+)
 @pass_context
 def import_command(
-    ctx: Context, source: Path | None, dest: str | None, show_list: bool, remove: str | None,
+    ctx: Context,
+    source: Path | None,
+    dest: str | None,
+    show_list: bool,
+    remove: str | None,
     bundle: Path | None,
 ) -> None:
     """Add a .zip, .tar.gz/.tgz or directory to every release (never unzip into the served tree)."""
@@ -396,6 +408,43 @@ def demo(directory: Path | None, keep: bool) -> None:
     from pum.demo import run_demo
 
     run_demo(directory, keep=keep, say=click.echo)
+
+
+@cli.group("keys")
+def keys_group() -> None:
+    """The keys that sign releases (The Update Framework): make, show what to pin, rotate."""
+
+
+@keys_group.command("init")
+@click.option("--offline-root", type=click.Path(path_type=Path), help="Write the root key here, not online.")
+@pass_context
+def keys_init(ctx: Context, offline_root: Path | None) -> None:
+    """Make the root and online keys (data_dir/keys, mode 0600) and root metadata version 1."""
+    from pum.trust.keys import describe_keys, init_keys
+
+    init_keys(ctx.config, offline_root)
+    click.echo("\n".join(describe_keys(ctx.config)))
+
+
+@keys_group.command("show")
+@pass_context
+def keys_show(ctx: Context) -> None:
+    """Print the root metadata to pin on sub-PUMs and hosts, with its sha256."""
+    from pum.trust.keys import describe_keys
+
+    click.echo("\n".join(describe_keys(ctx.config)))
+
+
+@keys_group.command("rotate")
+@click.option("--offline-root", type=click.Path(path_type=Path), help="Where the root key is kept offline.")
+@click.option("--root-key", "new_root_key", is_flag=True, help="Replace the root key too.")
+@pass_context
+def keys_rotate(ctx: Context, offline_root: Path | None, new_root_key: bool) -> None:
+    """New online keys; a new root version names them, signed by the old root (the next run publishes it)."""
+    from pum.trust.keys import describe_keys, rotate_keys
+
+    rotate_keys(ctx.config, offline_root, new_root_key)
+    click.echo("\n".join(describe_keys(ctx.config)))
 
 
 def _accept_global_options(group: click.Group) -> None:

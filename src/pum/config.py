@@ -299,6 +299,7 @@ class Config:
     fleet_engine: str | None = _key(None, _engine_version)
     fleet_subs: tuple[Server, ...] = _key((), parse_servers)
     trust_test_root: bool = _key(False, parse_yes_no)
+    trusted_root: Path | None = _key(None, _text, path=True)  # mirror mode: the main's root (pum keys show)
     download_deadline: float = _key(600.0, _deadline)
     max_file_size: int = _key(2048, _int_between(1, 1 << 20))
     max_rate: int = _key(0, _rate)

@@ -168,10 +168,15 @@ class _HeldMeanwhile(Exception):
 def publish_staged(config: Config, store: Store, staging: Staging, log: RunLog, build: Build) -> int | None:
     """The end of every build: unchanged -> None, else validate, publish, prune. The hold is read again
     right before publishing: `pum hold` does not wait for the run lock."""
+    from pum.trust.repository import resign_reason
+
     changed = staging.changed_paths()
-    if not changed:
+    resign = resign_reason(config, staging.current_dir)
+    if not changed and not resign:
         log.line("no update")
         return None
+    if not changed:
+        log.line(f"sign the served files again: {resign}")
     validate(config, staging.dir, log)
     if _held(store, log, build, "nothing published"):
         raise _HeldMeanwhile

@@ -69,6 +69,10 @@ def verify_release(
             problem = _signature_problem(path, relpath, release_dir, roots)
         if problem:
             report.problems.append(f"{relpath}: {problem}")
+    if signatures:
+        from pum.trust.repository import release_problems
+
+        report.problems += release_problems(release_dir, manifest.files)
     for relpath in foreign_files(release_dir, manifest.files):
         report.problems.append(f"{relpath}: not in the manifest (written by hand? use 'pum import')")
     return report

@@ -216,6 +216,10 @@ def install(
     )
     tree.file(RECORD_PATH, record.to_json())
     _activate(tree, root, scheduler, web, flavor if web_changed else None)
+    from pum.trust.keys import pin_notes
+
+    for line in pin_notes(config, tree.at(config.data_dir)):
+        say(line)
     say("nothing changed" if not tree.changed else f"{len(tree.changed)} file(s) changed")
     return tree.changed
 

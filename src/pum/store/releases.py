@@ -190,6 +190,9 @@ class Store:
 
     def _publish(self, staging: Staging) -> int:
         serial = max(self.serials(), default=0) + 1
+        from pum.trust.repository import sign_release
+
+        sign_release(self.config, staging, serial)
         manifest = Manifest(
             serial=serial,
             created=utc_stamp(),

@@ -90,6 +90,10 @@ class MirrorSource:
         validators = state.validators if state is not None else None
         if not (ours and validators and validators.files == ours.files):
             validators = None
+        from pum.trust.upper import served_unchecked
+
+        if served_unchecked(ctx):
+            validators = None  # trusted_root was set since: check and carry the upper's release now
         answer = fetch_manifest(transport, validators, fleet_query(ours))
         if isinstance(answer, UpperManifest):
             copy_by_manifest(ctx, transport, answer.answer, answer.manifest)
@@ -99,7 +103,9 @@ class MirrorSource:
             raise UpstreamError(f"{answer.url}: answered 304 Not Modified to a request without validators")
         else:
             from pum.sync.crawl import crawl_upper
+            from pum.trust.upper import refuse_unsigned_crawl
 
+            refuse_unsigned_crawl(ctx, answer.url)
             ctx.log.line(f"{answer.url}: not found (404): copying the upper server by its index pages")
             crawl_upper(ctx, transport, state)
 
@@ -200,6 +206,11 @@ def copy_release(ctx: SyncContext, transport: Transport, fetched: Body, manifest
     if not files:
         raise VerifyError(f"{fetched.url}: lists no files; an empty release is not copied")
     refuse_vdf_names(fetched.url, files)
+    from pum.trust.upper import check_upper_release
+
+    check_upper_release(
+        ctx, transport, fetched.url, files, manifest.files, lambda: _recheck(transport, manifest)
+    )
     staging.source = copied.text()
     held = dict(staging.current.files) if staging.current is not None else {}
     by_content = {(record.sha256, record.size): path for path, record in held.items()}
