@@ -8,6 +8,7 @@ written beside its destination and renamed into place, so a half-written bundle 
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import hashlib
 import os
 import shutil
@@ -47,6 +48,7 @@ def export_bundle(config: Config, dest: Path, since: int | None, as_tar: bool) -
         if not is_hidden(relpath)
         and (relpath in ALWAYS_CARRIED or not _same_content(base.get(relpath), record))
     }
+    manifest_gz = gzip.compress((current_dir / MANIFEST_PATH).read_bytes(), compresslevel=9, mtime=0)
     if dest.exists() or dest.is_symlink():
         raise StoreError(f"{dest}: already exists; give a new name (a bundle is never written over another)")
     index = BundleIndex(
@@ -54,16 +56,16 @@ def export_bundle(config: Config, dest: Path, since: int | None, as_tar: bool) -
         from_serial=since,
         to_serial=manifest.serial,
         created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        manifest=_carried_bytes(current_dir / MANIFEST_PATH),
+        manifest=Carried(len(manifest_gz), hashlib.sha256(manifest_gz).hexdigest()),
         files={relpath: Carried(record.size, record.sha256) for relpath, record in carried.items()},
     )
     partial = dest.with_name(f".{dest.name}.partial")
     _remove(partial)
     try:
         if as_tar:
-            _write_tar(partial, current_dir, index, carried)
+            _write_tar(partial, current_dir, index, carried, manifest_gz)
         else:
-            _write_directory(partial, current_dir, index, carried)
+            _write_directory(partial, current_dir, index, carried, manifest_gz)
         os.replace(partial, dest)
     except OSError as error:
         _remove(partial)
@@ -102,11 +104,6 @@ def _origin() -> str:
     return name if name else "pum"
 
 
-def _carried_bytes(path: Path) -> Carried:
-    data = path.read_bytes()
-    return Carried(len(data), hashlib.sha256(data).hexdigest())
-
-
 def _checked_copy(source: Path, target: Path, relpath: str, record: Carried) -> None:
     """Copy a served file, refusing one that no longer matches its manifest (changed behind PUM's back)."""
     digest, size = hashlib.sha256(), 0
@@ -115,8 +112,6 @@ def _checked_copy(source: Path, target: Path, relpath: str, record: Carried) -> 
             digest.update(chunk)
             size += len(chunk)
             writing.write(chunk)
-        writing.flush()
-        os.fsync(writing.fileno())
     if (size, digest.hexdigest()) != (record.size, record.sha256):
         raise StoreError(
             f"{source}: the served file differs from its release manifest ({relpath}); run 'pum verify'"
@@ -124,7 +119,7 @@ def _checked_copy(source: Path, target: Path, relpath: str, record: Carried) -> 
 
 
 def _write_directory(
-    partial: Path, current_dir: Path, index: BundleIndex, carried: dict[str, FileRecord]
+    partial: Path, current_dir: Path, index: BundleIndex, carried: dict[str, FileRecord], manifest_gz: bytes
 ) -> None:
     partial.mkdir(parents=True)
     for relpath, record in carried.items():
@@ -132,15 +127,16 @@ def _write_directory(
         target.parent.mkdir(parents=True, exist_ok=True)
         _checked_copy(current_dir / relpath, target, relpath, index.files[relpath])
         os.utime(target, (record.mtime, record.mtime))
-    shutil.copyfile(current_dir / MANIFEST_PATH, partial / MANIFEST_NAME)
+    (partial / MANIFEST_NAME).write_bytes(manifest_gz)
     # the index last: a directory without it is not a bundle yet
     (partial / INDEX_NAME).write_bytes(index.to_json())
-    for written in (partial / MANIFEST_NAME, partial / INDEX_NAME):
-        with open(written, "rb") as stream:
-            os.fsync(stream.fileno())
+    # one sync for the whole bundle, not one per file: on a USB stick a flush per file is most of the time
+    os.sync()
 
 
-def _write_tar(partial: Path, current_dir: Path, index: BundleIndex, carried: dict[str, FileRecord]) -> None:
+def _write_tar(
+    partial: Path, current_dir: Path, index: BundleIndex, carried: dict[str, FileRecord], manifest_gz: bytes
+) -> None:
     from pum.store import sha256_file
 
     # check before writing: a tar member's size is fixed in its header
@@ -153,7 +149,7 @@ def _write_tar(partial: Path, current_dir: Path, index: BundleIndex, carried: di
     with open(partial, "wb") as stream:
         with tarfile.open(fileobj=stream, mode="w", format=tarfile.PAX_FORMAT) as tar:
             _add_bytes(tar, INDEX_NAME, index.to_json(), mtime=0)
-            _add_bytes(tar, MANIFEST_NAME, (current_dir / MANIFEST_PATH).read_bytes(), mtime=0)
+            _add_bytes(tar, MANIFEST_NAME, manifest_gz, mtime=0)
             for relpath, record in carried.items():
                 info = _member(member_name(relpath), record.size, record.mtime)
                 with open(current_dir / relpath, "rb") as member:

@@ -3,6 +3,7 @@ closed PUM that takes it as its upstream (`update_servers=file://...` or `pum im
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import subprocess
@@ -193,12 +194,12 @@ def test_a_bundle_whose_cdiff_is_re_signed_garbage_is_refused_by_its_signature(
     forged += b"0" * 40
     (day / "files" / "test-4.cdiff").write_bytes(forged)
     sha = hashlib.sha256(forged).hexdigest()
-    manifest = json.loads((day / "manifest.json").read_text())
+    manifest = json.loads(gzip.decompress((day / "manifest.json.gz").read_bytes()))
     manifest["files"]["test-4.cdiff"].update(size=len(forged), sha256=sha)
-    (day / "manifest.json").write_text(json.dumps(manifest, sort_keys=True, indent=1) + "\n")
+    raw = gzip.compress((json.dumps(manifest, sort_keys=True, indent=1) + "\n").encode())
+    (day / "manifest.json.gz").write_bytes(raw)
     index = json.loads((day / "pum-bundle.json").read_text())
     index["files"]["test-4.cdiff"] = {"size": len(forged), "sha256": sha}
-    raw = (day / "manifest.json").read_bytes()
     index["manifest"] = {"size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
     (day / "pum-bundle.json").write_text(json.dumps(index))
     result = pum("--config", closed.conf, "import", "--bundle", day)

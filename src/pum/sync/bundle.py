@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -74,7 +75,7 @@ def open_bundle(path: Path, area: Path) -> OpenedBundle:
     area.mkdir(parents=True, exist_ok=True)
     index, manifest_copy, files = reader(path, area)
     try:
-        manifest = parse_manifest(manifest_copy.read_bytes())
+        manifest = parse_manifest(_inflated(manifest_copy.read_bytes(), MANIFEST_LIMIT))
     except FormatError as error:
         raise VerifyError(f"{path}: {MANIFEST_NAME}: not a PUM release manifest: {error}") from None
     if manifest.serial != index.to_serial:
@@ -82,6 +83,20 @@ def open_bundle(path: Path, area: Path) -> OpenedBundle:
             f"{path}: the index says release {index.to_serial}, the manifest is release {manifest.serial}"
         )
     return OpenedBundle(str(path), index, manifest, files)
+
+
+def _inflated(data: bytes, limit: int) -> bytes:
+    """The gzip'd manifest, never more than `limit` bytes of it; a FormatError says what is wrong."""
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        manifest = inflater.decompress(data, limit + 1)
+    except zlib.error as error:
+        raise FormatError(f"not gzip: {error}") from None
+    if len(manifest) > limit or inflater.unconsumed_tail:
+        raise FormatError(f"larger than {limit} bytes")
+    if not inflater.eof:
+        raise FormatError("a truncated gzip stream")
+    return manifest
 
 
 def _parse_index(raw: bytes, where: str) -> BundleIndex:
