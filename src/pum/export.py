@@ -27,6 +27,9 @@ from pum.store import MANIFEST_PATH, Store
 # The version record travels in every bundle, changed or not: it is how the closed side's freshclam
 # clients learn the versions, and it is a few dozen bytes.
 ALWAYS_CARRIED = ("dns.txt",)
+# PUM's own records travel only where the closed side checks them: the main's signed metadata (TUF), so
+# that hosts pinned to the main's root verify what the closed side serves end to end
+CARRIED_RECORDS = (".pum/tuf/",)
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ def export_bundle(config: Config, dest: Path, since: int | None, as_tar: bool) -
     carried = {
         relpath: record
         for relpath, record in manifest.files.items()
-        if not is_hidden(relpath)
+        if (not is_hidden(relpath) or relpath.startswith(CARRIED_RECORDS))
         and (relpath in ALWAYS_CARRIED or not _same_content(base.get(relpath), record))
     }
     manifest_gz = gzip.compress((current_dir / MANIFEST_PATH).read_bytes(), compresslevel=9, mtime=0)

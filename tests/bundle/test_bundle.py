@@ -4,6 +4,7 @@ closed PUM that takes it as its upstream (`update_servers=file://...` or `pum im
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import shutil
 import subprocess
@@ -14,6 +15,8 @@ import pytest
 from conftest import require_program, run_freshclam
 from mirror.conftest import Tier
 from upstream import TESTDATA
+
+from pum.errors import ExitStatus
 
 
 @pytest.fixture
@@ -222,3 +225,49 @@ def test_file_servers_need_mirror_mode(pum_conf, pum, tmp_path):
     conf = pum_conf("x", update_servers=f"file://{tmp_path}/usb")
     result = pum("--config", conf, "config", "check")
     assert result.code == 2 and "mode=mirror" in result.err, result
+
+
+def test_a_signed_main_reaches_hosts_across_the_gap_and_a_forged_bundle_is_refused(
+    upstream_tree, main, sub, pum, tmp_path
+):
+    """With trusted_root on the closed side, the bundle's release is checked against the main's signed
+    metadata (TUF), which travels in the bundle so that hosts there check end to end against the main's
+    root; a bundle whose file and manifest were rewritten together is refused."""
+    from mirror.test_mirror_tuf import host_check
+
+    from pum.config import Config
+    from pum.trust.keys import init_keys
+
+    init_keys(Config(docroot=main.docroot, data_dir=main.data))
+    root = main.data / "keys" / "root" / "1.root.json"
+    upstream_tree.publish(3)
+    assert pum("--config", main.conf, "run").code == 0
+    closed = sub("signed-closed", f"file://{tmp_path / 'usb'}", trusted_root=root)
+    export(pum, main, tmp_path / "usb", "--full")
+    result = pum("--config", closed.conf, "run")
+    assert result.code == 0, result
+    targets = host_check(closed.docroot, root, tmp_path / "host-state")
+    assert targets["test.cvd"][1] == closed.files()["test.cvd"]["sha256"]
+
+    first = main.serial()
+    upstream_tree.publish(4)
+    assert pum("--config", main.conf, "run").code == 0
+    day = tmp_path / "day"
+    export(pum, main, day, "--since", str(first))
+    dns = day / "files" / "dns.txt"
+    forged = dns.read_bytes().replace(b"\n", b"\n\n")
+    dns.write_bytes(forged)
+    sha = hashlib.sha256(forged).hexdigest()
+    manifest = json.loads(gzip.decompress((day / "manifest.json.gz").read_bytes()))
+    manifest["files"]["dns.txt"].update(size=len(forged), sha256=sha)
+    raw = gzip.compress((json.dumps(manifest, sort_keys=True, indent=1) + "\n").encode())
+    (day / "manifest.json.gz").write_bytes(raw)
+    index = json.loads((day / "pum-bundle.json").read_text())
+    index["files"]["dns.txt"] = {"size": len(forged), "sha256": sha}
+    index["manifest"] = {"size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+    (day / "pum-bundle.json").write_text(json.dumps(index))
+    held = closed.serial()
+    refused = pum("--config", closed.conf, "import", "--bundle", day)
+    assert refused.code == ExitStatus.VERIFY, refused
+    assert "dns.txt: manifest sha256" in refused.err and "differs from the signed" in refused.err
+    assert closed.serial() == held

@@ -256,6 +256,12 @@ def _stage(ctx: SyncContext, bundle: OpenedBundle) -> None:
     # the same rules as mirror mode (sync/vdfcheck.py): VDF names only at the root, each file by its own
     # signature, a .sign over the file it signs, no older CVD than the served one
     refuse_vdf_names(bundle.where, files)
+    # and, with trusted_root, the main's signed metadata carried in the bundle (TUF), end to end
+    from pum.trust.upper import check_bundle_release
+
+    check_bundle_release(
+        ctx, bundle.where, lambda name: _carried_metadata(bundle, name), files, manifest.files
+    )
     carried_over = []
     for relpath in signs_last(files):
         record = files[relpath]
@@ -288,6 +294,13 @@ def _stage(ctx: SyncContext, bundle: OpenedBundle) -> None:
         f"{len(bundle.files)} carried"
     )
     _save_state(ctx, bundle)
+
+
+def _carried_metadata(bundle: OpenedBundle, name: str) -> bytes | None:
+    from pum.trust import TUF_DIR
+
+    copy = bundle.files.get(f"{TUF_DIR}/{name}") if "/" not in name else None
+    return copy.read_bytes() if copy is not None else None
 
 
 def _restamp(ctx: SyncContext, relpath: str, mtime: int, sha256: str) -> None:

@@ -65,7 +65,49 @@ def check_upper_release(
     if ctx.config.trusted_root is None:
         ctx.log.line("trusted_root is not set: the upper's signed metadata is neither checked nor carried")
         return
-    updater = _refreshed_updater(ctx, transport, manifest_url)
+    where = manifest_url.removesuffix("manifest.json") + "tuf/"
+    check_signed_release(ctx, _transport_fetcher(transport), where, manifest_url, files, upper_files, recheck)
+
+
+def check_bundle_release(
+    ctx: SyncContext,
+    where: str,
+    carried: Callable[[str], bytes | None],
+    files: Mapping[str, FileRecord],
+    upper_files: Mapping[str, FileRecord],
+) -> None:
+    """A bundle's release (sync/bundle.py), checked as an upper's: `carried(name)` gives the bundle's
+    `.pum/tuf/<name>`, else None; metadata the bundle did not carry (root versions we hold) comes from
+    the served release. Without trusted_root nothing is checked or carried (logged)."""
+    if ctx.config.trusted_root is None:
+        ctx.log.line("trusted_root is not set: the bundle's signed metadata is neither checked nor carried")
+        return
+    served = ctx.staging.current_dir
+
+    def fetch(name: str) -> bytes | None:
+        data = carried(name)
+        if data is None and served is not None and "/" not in name:
+            try:
+                data = (served / TUF_DIR / name).read_bytes()
+            except OSError:
+                data = None
+        return data
+
+    check_signed_release(ctx, _bytes_fetcher(fetch), f"{where}: {TUF_DIR}/", where, files, upper_files, None)
+
+
+def check_signed_release(
+    ctx: SyncContext,
+    fetcher: FetcherInterface,
+    where: str,
+    refused_where: str,
+    files: Mapping[str, FileRecord],
+    upper_files: Mapping[str, FileRecord],
+    recheck: Callable[[], None] | None,
+) -> None:
+    """Every file to copy must be a signed target with the manifest's sha256 and length; then the
+    verified metadata is staged as is."""
+    updater = _refreshed_updater(ctx, fetcher, where)
     wrong = []
     for relpath, record in sorted(files.items()):
         info = updater.get_targetinfo(relpath)
@@ -77,13 +119,14 @@ def check_upper_release(
                 f"{info.hashes.get('sha256')} ({info.length} bytes)"
             )
     if wrong:
-        recheck()
+        if recheck is not None:
+            recheck()
         more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
-        raise VerifyError(f"{manifest_url}: refused: {wrong[0]}{more}; the last good release stays served")
+        raise VerifyError(f"{refused_where}: refused: {wrong[0]}{more}; the last good release stays served")
     _stage_metadata(ctx, upper_files)
 
 
-def _refreshed_updater(ctx: SyncContext, transport: Transport, manifest_url: str) -> Updater:
+def _refreshed_updater(ctx: SyncContext, fetcher: FetcherInterface, where: str) -> Updater:
     # imported here: a run answered 304 by the upper never needs python-tuf (about 0.2 s to import)
     from tuf.ngclient import Updater
     from tuf.ngclient.config import UpdaterConfig
@@ -98,14 +141,13 @@ def _refreshed_updater(ctx: SyncContext, transport: Transport, manifest_url: str
     updater = Updater(
         str(state),
         _BASE,
-        fetcher=_transport_fetcher(transport),
+        fetcher=fetcher,
         config=UpdaterConfig(prefix_targets_with_hash=False),
         bootstrap=pinned,
     )
     try:
         updater.refresh()
     except Exception as error:  # noqa: BLE001 - ngclient's RepositoryError/DownloadError and their kin
-        where = manifest_url.removesuffix("manifest.json") + "tuf/"
         raise VerifyError(
             f"{where}: refused by the signed metadata check: {type(error).__name__}: {error}; "
             "the last good release stays served"
@@ -137,6 +179,21 @@ def _stage_metadata(ctx: SyncContext, upper_files: Mapping[str, FileRecord]) -> 
         relpath = f"{TUF_DIR}/{name}"
         record = upper_files.get(relpath)
         staging.write_bytes(relpath, data, mtime=record.mtime if record else None)
+
+
+def _bytes_fetcher(fetch: Callable[[str], bytes | None]) -> FetcherInterface:
+    """ngclient's downloads from files at hand (a bundle): None is a 404."""
+    from tuf.api.exceptions import DownloadHTTPError
+    from tuf.ngclient.fetcher import FetcherInterface
+
+    class BytesFetcher(FetcherInterface):
+        def _fetch(self, url: str) -> Iterator[bytes]:
+            data = fetch(url[len(_BASE) :]) if url.startswith(_BASE) else None
+            if data is None:
+                raise DownloadHTTPError(f"{url}: not carried", 404)
+            return iter([data])
+
+    return BytesFetcher()
 
 
 def _transport_fetcher(transport: Transport) -> FetcherInterface:
