@@ -19,13 +19,14 @@ from types import SimpleNamespace
 from pum.deploy.web import write_web_config
 
 _LAUNCH = """
-import json, sys, types
+import json, sys
 from pathlib import Path
+from pum.config import Config
 from pum.serve import run_server
 values = json.loads(sys.argv[1])
 for key in ("docroot", "data_dir", "access_log"):
     values[key] = Path(values[key])
-run_server(types.SimpleNamespace(tls_cert=None, tls_key=None, log_rotate=True, log_generation=3, **values))
+run_server(Config(log_rotate=True, log_generation=3, **values))
 """
 
 

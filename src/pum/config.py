@@ -74,6 +74,8 @@ class Config:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     access_log: Path = Path("/var/log/pum-access.log")
+    max_connections: int = 10000
+    status_allow: tuple[str, ...] = ()
 
     @property
     def proxy_url(self) -> str | None:
@@ -232,6 +234,18 @@ def _text(text: str) -> str:
     return text
 
 
+def _networks(text: str) -> tuple[str, ...]:
+    import ipaddress
+
+    networks = []
+    for item in _comma_list(text):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(f"expected an address or network such as 192.0.2.0/24, got {item!r}") from None
+    return tuple(networks)
+
+
 # key -> (attribute, parser, is a path); the order is the order `pum install` documents them in
 KEYS: dict[str, tuple] = {
     "mode": (_choice("server", "mirror"), False),
@@ -265,6 +279,8 @@ KEYS: dict[str, tuple] = {
     "tls_cert": (_text, True),
     "tls_key": (_text, True),
     "access_log": (_text, True),
+    "max_connections": (_int_at_least(16), False),
+    "status_allow": (_networks, False),
 }
 
 _KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,22 @@ def collect_status(config: Config) -> dict[str, Any]:
     if mirror:
         document["mirror"] = mirror
     document["generated"] = int(time.time())
+    return document
+
+
+_PATH_KEYS = frozenset({"docroot", "path", "data_dir", "logfile"})
+# an absolute path: after a start, a blank, a quote, '(' or '=' (not inside a URL's "//host/x")
+_ABSOLUTE_PATH = re.compile(r"(?:(?<=^)|(?<=[\s'\"(=]))/[^\s'\"),;]*")
+
+
+def without_paths(document: Any) -> Any:
+    """The status document as others than this host see it: no filesystem path of the server."""
+    if isinstance(document, dict):
+        return {key: without_paths(value) for key, value in document.items() if key not in _PATH_KEYS}
+    if isinstance(document, list):
+        return [without_paths(value) for value in document]
+    if isinstance(document, str):
+        return _ABSOLUTE_PATH.sub("<path>", document)
     return document
 
 

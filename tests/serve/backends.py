@@ -11,6 +11,7 @@ import json
 import os
 import pwd
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -85,8 +86,10 @@ class Backend:
                 return entries
             time.sleep(0.05)
 
-    def _start(self, args: list[str]) -> None:
-        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    def _start(self, args: list[str], preexec_fn=None) -> None:
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=preexec_fn
+        )
         try:
             wait_for_port(self.port, timeout=20)
         except RuntimeError:
@@ -101,6 +104,11 @@ class Backend:
     def stop(self) -> None:
         if self.process is not None:
             stop_process(self.process)
+
+    def output(self) -> str:
+        """What the stopped server wrote on stdout and stderr."""
+        assert self.process is not None and self.process.poll() is not None and self.process.stdout
+        return self.process.stdout.read().decode(errors="replace")
 
     def __repr__(self) -> str:
         return self.name
@@ -128,9 +136,11 @@ class PumServe(Backend):
         workdir: Path,
         workers: int = 1,
         tls: tuple[Path, Path] | None = None,
+        nofile: int | None = None,
         **overrides: object,
     ) -> None:
         super().__init__(tree, workdir)
+        self.nofile = nofile
         if tls is not None:
             self.url = f"https://127.0.0.1:{self.port}"
         self.config = {
@@ -147,12 +157,24 @@ class PumServe(Backend):
         self.config.update(overrides)
 
     def start(self) -> PumServe:
-        self._start([sys.executable, "-c", _LAUNCH, json.dumps(self.config)])
+        limit = self.nofile
+
+        def limit_descriptors() -> None:
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+        self._start([sys.executable, "-c", _LAUNCH, json.dumps(self.config)], limit_descriptors)
         return self
 
     def worker_pids(self) -> list[int]:
+        """The worker processes, once as many as configured are forked (the supervisor listens first)."""
         assert self.process is not None
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        children: list[str] = []
+        for _ in range(100):
+            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+            if len(children) >= int(self.config["workers"]):  # type: ignore[call-overload]
+                break
+            time.sleep(0.05)
         return [int(pid) for pid in children]
 
 

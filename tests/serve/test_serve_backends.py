@@ -173,6 +173,15 @@ def test_a_query_string_is_ignored(served):
     assert response.content == (TESTDATA / "test-2.cdiff").read_bytes()
 
 
+def test_a_duplicate_content_length_is_400(served):
+    # Two lengths: a request smuggled past a proxy that read the other one (RFC 9112 section 6.3).
+    data = exchange(
+        served.port,
+        b"GET /test.cvd HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 4\r\n\r\nGET /",
+    )
+    assert parse_responses(data)[0].status == 400
+
+
 def test_http10_is_answered_and_the_connection_closed(served):
     data = exchange(served.port, b"GET /test-3.cdiff HTTP/1.0\r\n\r\n")
     (response,) = parse_responses(data)

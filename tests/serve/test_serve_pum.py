@@ -294,6 +294,15 @@ def test_bad_listen_and_tls_settings_are_config_errors(tree, tmp_path):
         run_server(_config(tree, tmp_path, tls_cert=tmp_path / "no.pem", tls_key=tmp_path / "no.key"))
 
 
+def test_status_allow_takes_addresses_and_networks_and_names_a_bad_one():
+    from pum.config import parse_config
+
+    config = parse_config("databases=daily\nstatus_allow=192.0.2.0/24, 2001:db8::1,10.1.2.3\n")
+    assert config.status_allow == ("192.0.2.0/24", "2001:db8::1/128", "10.1.2.3/32")
+    with pytest.raises(ConfigError, match=r"pum.conf:2: bad value for status_allow"):
+        parse_config("databases=daily\nstatus_allow=192.0.2.0/24, intranet\n")
+
+
 def test_a_port_in_use_is_one_clear_error(tree, tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

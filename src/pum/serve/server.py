@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import json
 import os
 import socket
@@ -21,6 +22,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from resource import RLIM_INFINITY, RLIMIT_NOFILE, getrlimit
+from typing import Any
 
 from pum.errors import PumError
 from pum.serve.accesslog import AccessLog, combined_line
@@ -43,15 +46,22 @@ from pum.serve.http import (
 from pum.serve.metrics import BYTES, CONTENT_TYPE_LATEST, OTHER, STATUS_INDEX, Board, render_metrics
 from pum.serve.sendfile import FileSender
 from pum.serve.status_page import StatusProvider, render_html
+from pum.status import without_paths
 
 SMALL_FILE = 64 * 1024  # files up to this size are answered from memory
 PREFIX = 4096  # of larger files, this much is kept: freshclam's version check reads bytes 0-511
 CACHE_BUDGET = 32 * 1024 * 1024  # bytes of small files kept per worker
 CACHE_ENTRIES = 4096
 KEEPALIVE_TIMEOUT = 60.0  # idle keep-alive connection
-HEADER_TIMEOUT = 30.0  # a request head that doesn't complete
+HEADER_TIMEOUT = 30.0  # from the first byte of a request head to its end, however it drips in
 SEND_TIMEOUT = 60.0  # a client that takes nothing of its answer for this long is dropped
 STOP_GRACE = 10.0  # responses in flight at shutdown get this long
+MAX_CONNECTIONS = 10000  # per worker, unless the descriptor limit allows fewer
+DESCRIPTORS_PER_CONNECTION = 3  # the socket, and for a large body the file and a duplicate socket
+RESERVED_DESCRIPTORS = 64  # listening socket, epoll, logs, status page reads
+WARN_EVERY = 60.0  # one line a minute at most about the same trouble
+# accept(2) and open(2) failing for want of descriptors or memory: drop idle connections, say so once
+OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 STATUS_PAGES = {".pum/status", "pum/status"}
 STATUS_JSON = ".pum/status.json"
@@ -91,6 +101,36 @@ def prepare(headers: dict[str, str], res: Resource) -> Prepared:
     return Prepared(reply.status, *head_parts(reply.status, reply.fields), reply.offset, reply.length)
 
 
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def status_networks(allowed: tuple[str, ...]) -> Networks:
+    """The `status_allow` networks (loopback is always allowed besides them)."""
+    return tuple(ipaddress.ip_network(item, strict=False) for item in allowed)
+
+
+def client_address(remote: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(remote.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def in_networks(address: ipaddress.IPv4Address | ipaddress.IPv6Address, networks: Networks) -> bool:
+    return any(address.version == network.version and address in network for network in networks)
+
+
+def connection_budget() -> int:
+    """How many connections the descriptor limit (RLIMIT_NOFILE) leaves room for."""
+    soft, _ = getrlimit(RLIMIT_NOFILE)
+    if soft == RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(16, (soft - RESERVED_DESCRIPTORS) // DESCRIPTORS_PER_CONNECTION)
+
+
 def _ident(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
 
@@ -105,6 +145,8 @@ class Site:
         board: Board,
         worker: int,
         status_provider: StatusProvider,
+        max_connections: int = MAX_CONNECTIONS,
+        status_allow: Networks = (),
     ) -> None:
         self.docroot = str(docroot)
         self.docroot_dir = os.path.dirname(os.path.abspath(self.docroot))
@@ -115,7 +157,14 @@ class Site:
         self.roots: dict[str, str] = {}
         self.entries: dict[str, Entry] = {}
         self.cached_bytes = 0
-        self.connections: set[HttpConnection] = set()
+        # insertion-ordered: the oldest idle connection is the first idle one found
+        self.connections: dict[HttpConnection, None] = {}
+        self.max_connections = min(max_connections, connection_budget())
+        self.warned: dict[str, float] = {}
+        self.status_allow = status_allow
+        self.header_timeout = HEADER_TIMEOUT
+        self.keepalive_timeout = KEEPALIVE_TIMEOUT
+        self.send_timeout = SEND_TIMEOUT
         self.stopping = False
         self.flush_soon: Callable[[Callable[[], None]], object] | None = None
         self.now = time.monotonic()
@@ -190,11 +239,13 @@ class Site:
 
     # -- pages made by the server -------------------------------------------------------------------
 
-    def page(self, path: str) -> tuple[str, bytes]:
-        """Content type and body of the status page, its JSON or /metrics."""
+    def page(self, path: str, local: bool) -> tuple[str, bytes]:
+        """Content type and body of the status page, its JSON or /metrics; filesystem paths only
+        for a client on this host."""
+        provider = self.status_provider if local else lambda: without_paths(self.status_provider())
         if path == METRICS:
-            return CONTENT_TYPE_LATEST, render_metrics(self.board, self.status_provider)
-        document = self.status_provider()
+            return CONTENT_TYPE_LATEST, render_metrics(self.board, provider)
+        document = provider()
         if path == STATUS_JSON:
             return "application/json", json.dumps(document, indent=1, default=str).encode() + b"\n"
         return "text/html; charset=utf-8", render_html(document).encode()
@@ -220,6 +271,47 @@ class Site:
             # One write(2) for every request answered in this turn of the loop: cheap under load,
             # and the line is on disk at once when the server is quiet.
             self.flush_soon(self.log.flush)
+
+    def admit(self, connection: HttpConnection) -> bool:
+        """Take a new connection; at `max_connections`, drop the oldest idle one to make room
+        (a slowloris client holds idle ones), or refuse the newcomer when every one is busy."""
+        if len(self.connections) >= self.max_connections and not self.drop_oldest_idle():
+            self.warn("full", f"pum serve: {len(self.connections)} connections, all busy: refusing new ones")
+            return False
+        self.connections[connection] = None
+        return True
+
+    def drop_oldest_idle(self) -> bool:
+        for connection in self.connections:
+            if connection.idle():
+                connection.drop()
+                return True
+        return False
+
+    def out_of_resources(self, error: OSError) -> None:
+        """accept(2) or open(2) found no descriptor (EMFILE) or memory: free one, and say so once a
+        minute, not once per failed call (a flood of tracebacks filled disks)."""
+        self.drop_oldest_idle()
+        self.warn(
+            "resources",
+            f"pum serve: {os.strerror(error.errno or 0)} with {len(self.connections)} connections open;"
+            " dropping idle ones (raise LimitNOFILE, or lower max_connections)",
+        )
+
+    def loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """The event loop's exception handler: running out of descriptors is handled, not logged
+        with a traceback for every failed accept(2)."""
+        error = context.get("exception")
+        if isinstance(error, OSError) and error.errno in OUT_OF_RESOURCES:
+            self.out_of_resources(error)  # asyncio retries accept(2) a second later by itself
+            return
+        loop.default_exception_handler(context)
+
+    def warn(self, key: str, line: str) -> None:
+        now = time.monotonic()
+        if now - self.warned.get(key, -WARN_EVERY) >= WARN_EVERY:
+            self.warned[key] = now
+            print(line, file=sys.stderr, flush=True)
 
     def tick(self) -> None:
         """Once a second: the Date field, the log buffer, and connections idle for too long."""
@@ -249,19 +341,23 @@ class HttpConnection(asyncio.Protocol):
         self.write_paused = False
         self.sender: FileSender | None = None
         self.last_active = site.now
+        self.head_started = site.now  # when the head being read began: its deadline doesn't move
 
     # -- asyncio.Protocol --------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if not self.site.admit(self):
+            self.closed = True
+            self.transport.abort()  # type: ignore[union-attr]
+            return
         peer = transport.get_extra_info("peername")
         if peer:
             self.remote = peer[0]
-        self.site.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.site.connections.discard(self)
+        self.site.connections.pop(self, None)
         if self.sender is not None:
             self.sender.cancel()
 
@@ -273,7 +369,11 @@ class HttpConnection(asyncio.Protocol):
                 return
             data = data[self.discard :]
             self.discard = 0
-        self.buffer = self.buffer + data if self.buffer else data
+        if self.buffer:
+            self.buffer += data
+        else:
+            self.buffer = data
+            self.head_started = self.site.now
         if self.busy or self.write_paused:
             if len(self.buffer) > 4 * MAX_HEAD and self.transport is not None:
                 self.transport.pause_reading()
@@ -288,6 +388,9 @@ class HttpConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.write_paused = False
         self.last_active = self.site.now
+        if self.sender is not None:
+            self.sender.resume()
+            return
         self._go_on()
 
     def _go_on(self) -> None:
@@ -326,6 +429,7 @@ class HttpConnection(asyncio.Protocol):
                 return
             head = buffer[:end]
             self.buffer = buffer[end + 4 :]
+            self.head_started = self.site.now
             try:
                 request = parse_request_head(head)
             except BadRequest as refusal:
@@ -413,8 +517,14 @@ class HttpConnection(asyncio.Protocol):
                 reply.offset,
                 length,
                 lambda sent: self._file_sent(request, status, head_size, length, sent),
+                lambda: self.write_paused,
             )
-            self.sender.start()
+            try:
+                self.sender.start()
+            except OSError as error:  # no descriptor left to duplicate the socket's
+                if error.errno in OUT_OF_RESOURCES:
+                    site.out_of_resources(error)
+                transport.abort()
             return
         site.record(self.remote, request, request.line, reply.status, len(head), length)
         if not keep_alive:
@@ -433,8 +543,12 @@ class HttpConnection(asyncio.Protocol):
         self._go_on()  # unless called from within _answer_buffered, whose loop goes on by itself
 
     def _send_page(self, request: Request, path: str, keep_alive: bool) -> None:
+        address = client_address(self.remote)
+        if address is None or not (address.is_loopback or in_networks(address, self.site.status_allow)):
+            self._send_error(request, 404, keep_alive)  # as if there were no such page: never 403
+            return
         try:
-            kind, body = self.site.page(path)
+            kind, body = self.site.page(path, address.is_loopback)
         except (PumError, OSError, ValueError) as error:
             print(f"pum serve: status page failed: {error}", file=sys.stderr)
             self._send_error(request, 500, keep_alive)
@@ -470,27 +584,47 @@ class HttpConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def idle(self) -> bool:
+        """No answer in flight: waiting for a request (perhaps one dripping in) or between requests."""
+        transport = self.transport
+        return (
+            not self.busy
+            and not self.closed
+            and not self.write_paused
+            and transport is not None
+            and not transport.get_write_buffer_size()
+        )
+
+    def drop(self) -> None:
+        self.closed = True
+        self.buffer = b""
+        if self.transport is not None:
+            self.transport.abort()
+
     def expire(self, now: float) -> None:
         """Close the connection if idle too long, or at shutdown if no answer is in flight;
         drop it if its client stopped taking what is sent."""
         transport = self.transport
         if self.closed or transport is None:
             return
+        site = self.site
         if self.busy:
             sender = self.sender
-            if sender is not None and (sender.progressed or not sender.native):
+            if sender is not None and sender.progressed:
                 sender.progressed = False
                 self.last_active = now
-            elif now - self.last_active > SEND_TIMEOUT:
+            elif now - self.last_active > site.send_timeout:
                 transport.abort()
             return
         if self.write_paused:
-            if now - self.last_active > SEND_TIMEOUT:
+            if now - self.last_active > site.send_timeout:
                 transport.abort()
             return
-        waiting_for_head = bool(self.buffer) or not self.answered
-        limit = HEADER_TIMEOUT if waiting_for_head else KEEPALIVE_TIMEOUT
-        if self.site.stopping or now - self.last_active > limit:
+        if self.buffer or not self.answered:
+            expired = now - self.head_started > site.header_timeout
+        else:
+            expired = now - self.last_active > site.keepalive_timeout
+        if site.stopping or expired:
             if transport.get_write_buffer_size():
                 transport.abort()  # close() would wait for a client that doesn't read
             else:
@@ -507,8 +641,13 @@ async def serve_socket(
     """Serve on a bound, listening socket until `stop` is set, then finish answers in flight."""
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
+    loop.set_exception_handler(site.loop_error)
     server = await loop.create_server(
-        lambda: HttpConnection(site, loop), sock=sock, ssl=ssl_context, backlog=1024
+        lambda: HttpConnection(site, loop),
+        sock=sock,
+        ssl=ssl_context,
+        backlog=1024,
+        ssl_handshake_timeout=site.header_timeout if ssl_context is not None else None,
     )
 
     def tick() -> None:

@@ -19,12 +19,13 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from resource import RLIM_INFINITY, RLIMIT_NOFILE, getrlimit, setrlimit
 from typing import Any
 
 from pum.errors import ConfigError, PumError
 from pum.serve.accesslog import AccessLog
 from pum.serve.metrics import Board
-from pum.serve.server import STOP_GRACE, Site, serve_socket
+from pum.serve.server import STOP_GRACE, Site, serve_socket, status_networks
 from pum.serve.status_page import StatusProvider, default_status_provider
 
 
@@ -77,6 +78,15 @@ def bind_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     return sockets
 
 
+def raise_descriptor_limit() -> None:
+    """Lift the soft RLIMIT_NOFILE to the hard one (nginx's worker_rlimit_nofile): a shell's 1024
+    would cap the connections; pum-serve.service sets LimitNOFILE=65536."""
+    soft, hard = getrlimit(RLIMIT_NOFILE)
+    if soft != RLIM_INFINITY and (hard == RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            setrlimit(RLIMIT_NOFILE, (min(hard, 1 << 20) if hard != RLIM_INFINITY else 1 << 20, hard))
+
+
 def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     if cert is None and key is None:
         return None
@@ -112,7 +122,15 @@ async def _worker(
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    site = Site(Path(config.docroot), _access_log(config), board, index, provider)
+    site = Site(
+        Path(config.docroot),
+        _access_log(config),
+        board,
+        index,
+        provider,
+        max_connections=-(-int(config.max_connections) // board.workers),
+        status_allow=status_networks(config.status_allow),
+    )
     await serve_socket(sock, site, context, stop)
 
 
@@ -126,6 +144,7 @@ def run_server(config: Any, status_provider: StatusProvider | None = None) -> No
     context = tls_context(config.tls_cert, config.tls_key)
     provider = status_provider or default_status_provider(config)
     workers = max(1, int(config.workers))
+    raise_descriptor_limit()
     _access_log(config).close()  # fail here, with one clear line, rather than in every worker
     sockets = bind_sockets(host, port, workers)
     board = Board(workers)
