@@ -108,7 +108,17 @@ def rollback(ctx: Context) -> None:
             raise StoreError(f"no earlier release to roll back to in {store.releases}")
         store.switch_to(previous)
         store.hold(f"rolled back to release {previous}")
+        _refresh_status(ctx.config)
     click.echo(f"serving release {previous}; publishing is held until 'pum unhold'")
+
+
+def _refresh_status(config: Config) -> None:
+    """The status files Apache and nginx serve show a hold or rollback at once."""
+    from pum.status import refresh_status_files
+
+    problem = refresh_status_files(config)
+    if problem:
+        click.echo(f"pum: {problem}", err=True)
 
 
 @cli.command()
@@ -119,6 +129,7 @@ def hold(ctx: Context, reason: str) -> None:
     from pum.store import Store
 
     Store(ctx.config).hold(reason)
+    _refresh_status(ctx.config)
     click.echo("publishing is held; 'pum unhold' resumes")
 
 
@@ -129,6 +140,7 @@ def unhold(ctx: Context) -> None:
     from pum.store import Store
 
     was_held = Store(ctx.config).unhold()
+    _refresh_status(ctx.config)
     click.echo("publishing resumed" if was_held else "publishing was not held")
 
 

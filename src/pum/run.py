@@ -56,6 +56,7 @@ def run_once(config: Config, log: RunLog, progress: ProgressHook | None = None) 
         held = store.held()
         if held:
             log.line(f"publishing is held: {held}; nothing fetched ('pum unhold' resumes)")
+            _refresh_status(config, log)
             return RunOutcome(None, 0, 0)
         ctx: SyncContext | None = None
         try:
@@ -94,6 +95,16 @@ def run_once(config: Config, log: RunLog, progress: ProgressHook | None = None) 
             if ctx is not None:
                 ctx.close()
             shutil.rmtree(store.staging_root, ignore_errors=True)
+            _refresh_status(config, log)
+
+
+def _refresh_status(config: Config, log: RunLog) -> None:
+    """The status files Apache and nginx serve (`pum serve` renders its own per request)."""
+    from pum.status import refresh_status_files
+
+    problem = refresh_status_files(config)
+    if problem:
+        log.line(problem)
 
 
 def disk_error(error: OSError) -> StoreError:

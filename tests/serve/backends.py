@@ -194,7 +194,7 @@ class Nginx(Backend):
     def start(self) -> Nginx:
         binary = require_program("nginx")
         written = write_web_config(
-            SimpleNamespace(docroot=self.tree.docroot),
+            SimpleNamespace(docroot=self.tree.docroot, data_dir=self.tree.data_dir, status_allow=()),
             "nginx",
             self.port,
             self.workdir / "root",
@@ -238,7 +238,7 @@ class Apache(Backend):
             "/usr/lib/apache2/modules",
         )
         written = write_web_config(
-            SimpleNamespace(docroot=self.tree.docroot),
+            SimpleNamespace(docroot=self.tree.docroot, data_dir=self.tree.data_dir, status_allow=()),
             "apache",
             self.port,
             self.workdir / "root",

@@ -24,6 +24,7 @@ TUF_DIR = ".pum/tuf/"
 REASONS = {
     200: "OK",
     206: "Partial Content",
+    302: "Found",
     304: "Not Modified",
     400: "Bad Request",
     404: "Not Found",
@@ -152,6 +153,8 @@ def request_path(target: str, visible: frozenset[str] = RELEASE_INTERNAL) -> str
             return None
     if "\x00" in target or "\\" in target:
         return None
+    if target[-1] == "/" and target != "/":
+        return None  # names a directory, as for nginx and Apache: `/test.cvd/` is not the file
     if "/." not in target:
         return "/".join(segment for segment in target.split("/") if segment)
     segments = [segment for segment in target.split("/") if segment and segment != "."]

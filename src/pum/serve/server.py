@@ -68,6 +68,7 @@ STATUS_JSON = ".pum/status.json"
 METRICS = "metrics"
 PAGES = STATUS_PAGES | {STATUS_JSON, METRICS}
 VISIBLE = frozenset({".pum/status", STATUS_JSON})
+STATUS_REDIRECT = "Location: /.pum/status\r\nContent-Length: 0\r\n"  # `/` leads to the status page
 
 
 @dataclass(slots=True)
@@ -459,6 +460,8 @@ class HttpConnection(asyncio.Protocol):
         if entry is None:
             if path in PAGES:
                 self._send_page(request, path, keep_alive)
+            elif not path and self._status_viewer() is not None:
+                self._send(request, request.line, 302, STATUS_REDIRECT, b"", keep_alive)
             else:
                 self._send_error(request, 404, keep_alive)
             return
@@ -542,13 +545,20 @@ class HttpConnection(asyncio.Protocol):
             return
         self._go_on()  # unless called from within _answer_buffered, whose loop goes on by itself
 
-    def _send_page(self, request: Request, path: str, keep_alive: bool) -> None:
+    def _status_viewer(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        """The client's address when it may see the status page: this host or `status_allow`."""
         address = client_address(self.remote)
-        if address is None or not (address.is_loopback or in_networks(address, self.site.status_allow)):
+        if address is not None and (address.is_loopback or in_networks(address, self.site.status_allow)):
+            return address
+        return None
+
+    def _send_page(self, request: Request, path: str, keep_alive: bool) -> None:
+        viewer = self._status_viewer()
+        if viewer is None:
             self._send_error(request, 404, keep_alive)  # as if there were no such page: never 403
             return
         try:
-            kind, body = self.site.page(path, address.is_loopback)
+            kind, body = self.site.page(path, viewer.is_loopback)
         except (PumError, OSError, ValueError) as error:
             print(f"pum serve: status page failed: {error}", file=sys.stderr)
             self._send_error(request, 500, keep_alive)

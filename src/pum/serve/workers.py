@@ -87,6 +87,18 @@ def raise_descriptor_limit() -> None:
             setrlimit(RLIMIT_NOFILE, (min(hard, 1 << 20) if hard != RLIM_INFINITY else 1 << 20, hard))
 
 
+def start_line(sock: socket.socket, tls: bool, docroot: Path, workers: int) -> str:
+    """What an operator needs at start: where to point clients, what is served, where the status is."""
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"{'https' if tls else 'http'}://{shown}:{port}/"
+    plural = "" if workers == 1 else "s"
+    return (
+        f"pum serve: listening on {url} ({workers} worker{plural}), serving {docroot};"
+        f" status at {url}.pum/status"
+    )
+
+
 def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     if cert is None and key is None:
         return None
@@ -147,6 +159,7 @@ def run_server(config: Any, status_provider: StatusProvider | None = None) -> No
     raise_descriptor_limit()
     _access_log(config).close()  # fail here, with one clear line, rather than in every worker
     sockets = bind_sockets(host, port, workers)
+    print(start_line(sockets[0], context is not None, config.docroot, workers), flush=True)
     board = Board(workers)
     if workers == 1:
         try:

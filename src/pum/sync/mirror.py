@@ -314,6 +314,19 @@ def _lag(releases: int | None, seconds: int | None) -> dict[str, Any]:
     return {"behind": text, "behind_releases": releases, "behind_seconds": seconds}
 
 
+def lag_now(state: dict[str, Any], served: Manifest | None) -> dict[str, Any]:
+    """The `behind` fields of state/mirror.json for the release served now (`pum status` asks after a
+    rollback or a failed run, when the last run's figures describe another release)."""
+    ours = CopiedFrom.of(served)
+    upper_serial = state.get("upper_serial")
+    if ours is None or not isinstance(upper_serial, int):
+        return {}
+    if ours.files == (state.get("validators") or {}).get("files"):
+        return _lag(0, 0)
+    releases = upper_serial - ours.serial if ours.upper == state.get("upper") else None
+    return _lag(releases, _seconds_between(ours.created, str(state.get("upper_created", ""))))
+
+
 def _duration(seconds: int) -> str:
     hours, rest = divmod(abs(seconds), 3600)
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
