@@ -87,7 +87,9 @@ def test_too_few_descriptors_lowers_the_connection_limit_instead_of_failing(star
     try:
         for _ in range(200):
             with contextlib.suppress(OSError):
-                idle.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+                sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+                sock.sendall(b"GET /test.cvd HTTP/1.1\r\n")  # accepted (not held back by the kernel)
+                idle.append(sock)
         for _ in range(20):
             assert get(server.port, "/test-2.cdiff").status == 200
     finally:
@@ -244,3 +246,24 @@ def test_a_range_of_strange_digits_gets_an_answer_and_the_connection_goes_on(sta
     if first.status != 416:
         assert CVD6.startswith(first.body) and first.body
     assert second.status == 200
+
+
+def test_without_uvloop_pum_serve_runs_on_asyncios_loop(monkeypatch):
+    import sys
+
+    from pum.serve.workers import event_loop_factory
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as where it does not install
+    assert event_loop_factory() is asyncio.new_event_loop
+
+
+def test_a_closing_request_on_a_new_connection_is_answered_without_a_transport(tree, tmp_path):
+    with serving(tree, tmp_path) as site:
+        port = site.port  # type: ignore[attr-defined]
+        for _ in range(20):
+            response = get(port, "/test.cvd", Range="bytes=0-511")
+            assert response.status == 206 and response.body == CVD6[:512]
+        assert not site.connections  # none of them became an HttpConnection
+        with httpx.Client() as client:  # keep-alive: handed to a connection, still answered
+            for _ in range(3):
+                assert client.get(f"http://127.0.0.1:{port}/test.cvd").content == CVD6

@@ -10,6 +10,7 @@ memory, validated by inode, size and mtime on each request; large bodies go out 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import ipaddress
 import json
@@ -238,6 +239,40 @@ class Site:
         self.cached_bytes += wanted
         return entry
 
+    def reply(self, entry: Entry, headers: dict[str, str]) -> Prepared:
+        # The answer depends on these fields only; a fleet of freshclam clients sends the same ones.
+        kind = (
+            headers.get("range"),
+            headers.get("if-none-match"),
+            headers.get("if-modified-since"),
+            headers.get("if-range"),
+        )
+        reply = entry.replies.get(kind)
+        if reply is None:
+            reply = prepare(headers, entry.resource)
+            if len(entry.replies) < 64:
+                entry.replies[kind] = reply
+        return reply
+
+    def closing_answer(self, request: Request) -> tuple[bytes, int, int] | None:
+        """The whole answer, ending with `Connection: close`, to a GET or HEAD of a file whose answer is
+        in memory: (bytes, status, body length). None for anything else (errors, pages, bodies read
+        from disk), which a connection answers in full."""
+        method = request.method
+        if method != "GET" and method != "HEAD":
+            return None
+        path = request_path(request.target, VISIBLE)
+        entry = self.lookup(path) if path else None
+        if entry is None:
+            return None
+        reply = self.reply(entry, request.headers)
+        length = reply.length if method == "GET" else 0
+        end = reply.offset + length
+        if end > len(entry.cached):
+            return None
+        head = reply.start + self.date_bytes + reply.close_end
+        return (head + entry.cached[reply.offset : end] if length else head), reply.status, length
+
     # -- pages made by the server -------------------------------------------------------------------
 
     def page(self, path: str, local: bool) -> tuple[str, bytes]:
@@ -327,9 +362,10 @@ class Site:
 class HttpConnection(asyncio.Protocol):
     """One client connection: requests are answered in order, one at a time (pipelining works)."""
 
-    def __init__(self, site: Site, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, site: Site, loop: asyncio.AbstractEventLoop, received: bytes = b"") -> None:
         self.site = site
         self.loop = loop
+        self.received = received  # read by the acceptor before this connection got its transport
         self.transport: asyncio.Transport | None = None
         self.remote = "-"
         self.buffer = b""
@@ -355,6 +391,9 @@ class HttpConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.remote = peer[0]
+        if self.received:
+            received, self.received = self.received, b""
+            self.data_received(received)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -465,19 +504,7 @@ class HttpConnection(asyncio.Protocol):
             else:
                 self._send_error(request, 404, keep_alive)
             return
-        headers = request.headers
-        # The answer depends on these fields only; a fleet of freshclam clients sends the same ones.
-        kind = (
-            headers.get("range"),
-            headers.get("if-none-match"),
-            headers.get("if-modified-since"),
-            headers.get("if-range"),
-        )
-        reply = entry.replies.get(kind)
-        if reply is None:
-            reply = prepare(headers, entry.resource)
-            if len(entry.replies) < 64:
-                entry.replies[kind] = reply
+        reply = site.reply(entry, request.headers)
         head = reply.start + site.date_bytes + (reply.keep_alive_end if keep_alive else reply.close_end)
         length = reply.length if method == "GET" else 0
         transport = self.transport
@@ -641,6 +668,120 @@ class HttpConnection(asyncio.Protocol):
                 self._close()
 
 
+ACCEPT_BATCH = 64  # connections accepted per readiness of the listening socket
+ACCEPT_PAUSE = 0.1  # seconds without accepting after running out of descriptors
+# read at once from a new connection: all a client sends before its answer (a head too large for
+# MAX_HEAD included), since closing with unread bytes resets the connection before the answer is read
+RECEIVE_SIZE = 64 * 1024
+
+
+class Acceptor:
+    """The accept path of plain http: freshclam asks one `Range: bytes=0-511` per connection and closes,
+    and asyncio's transport, protocol and registration for each such connection cost more than the
+    answer. The listening socket is marked TCP_DEFER_ACCEPT, so a connection arrives with its request;
+    a complete request asking `Connection: close` whose answer is in memory is answered with one
+    send(2) and closed here. Anything else (keep-alive, a partial head, errors, pages, large bodies, a
+    send that doesn't complete) becomes an `HttpConnection` with the bytes already read."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, site: Site) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.site = site
+        self.fd = sock.fileno()
+        self.closed = False
+        with contextlib.suppress(OSError, AttributeError):  # Linux; elsewhere accept(2) returns earlier
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, int(HEADER_TIMEOUT))
+        loop.add_reader(self.fd, self._accept)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.loop.remove_reader(self.fd)
+
+    def _resume(self) -> None:
+        if not self.closed:
+            self.loop.add_reader(self.fd, self._accept)
+
+    def _accept(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, address = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:
+                if error.errno in OUT_OF_RESOURCES:
+                    self.site.out_of_resources(error)
+                    self.loop.remove_reader(self.fd)  # epoll would call again at once
+                    self.loop.call_later(ACCEPT_PAUSE, self._resume)
+                    return
+                continue  # ECONNABORTED and the like: that client is gone
+            self._serve(conn, address[0] if address else "-")
+
+    def _serve(self, conn: socket.socket, remote: str) -> None:
+        conn.setblocking(False)
+        site = self.site
+        try:
+            data = conn.recv(RECEIVE_SIZE)
+        except (BlockingIOError, InterruptedError):
+            data = b""
+        except OSError:
+            conn.close()
+            return
+        if not data:
+            pass  # nothing yet (the deferral ran out): the connection waits for its head
+        elif data.endswith(b"\r\n\r\n") and data.find(b"\r\n\r\n") == len(data) - 4 and not site.stopping:
+            try:
+                request: Request | None = parse_request_head(data[:-4])
+            except BadRequest:
+                request = None
+            if request is not None and not request.keep_alive and not request.body_length:
+                answer = site.closing_answer(request)
+                if answer is not None:
+                    out, status, length = answer
+                    try:
+                        sent = conn.send(out)
+                    except OSError:
+                        sent = -1
+                    if sent == len(out):
+                        site.record(remote, request, request.line, status, len(out) - length, length)
+                        conn.close()
+                        return
+                    # A full socket buffer for a 600-byte answer: let a transport take the time.
+                    if sent < 0:
+                        conn.close()
+                        return
+                    self._adopt(conn, b"", out[sent:])
+                    site.record(remote, request, request.line, status, len(out) - length, length)
+                    return
+        self._adopt(conn, data, b"")
+
+    def _adopt(self, conn: socket.socket, received: bytes, unsent: bytes) -> None:
+        site = self.site
+        loop = self.loop
+
+        def protocol() -> asyncio.Protocol:
+            return HttpConnection(site, loop, received) if not unsent else _Finish(unsent)
+
+        task = loop.create_task(loop.connect_accepted_socket(protocol, conn))
+        task.add_done_callback(_forget)
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # a connection that died while being adopted: nothing to answer
+
+
+class _Finish(asyncio.Protocol):
+    """The rest of an answer the acceptor could not send at once, then close."""
+
+    def __init__(self, unsent: bytes) -> None:
+        self.unsent = unsent
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(self.unsent)  # type: ignore[attr-defined]
+        transport.close()
+
+
 async def serve_socket(
     sock: socket.socket,
     site: Site,
@@ -652,13 +793,17 @@ async def serve_socket(
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     loop.set_exception_handler(site.loop_error)
-    server = await loop.create_server(
-        lambda: HttpConnection(site, loop),
-        sock=sock,
-        ssl=ssl_context,
-        backlog=1024,
-        ssl_handshake_timeout=site.header_timeout if ssl_context is not None else None,
-    )
+    server: asyncio.AbstractServer | Acceptor
+    if ssl_context is None:
+        server = Acceptor(loop, sock, site)
+    else:
+        server = await loop.create_server(
+            lambda: HttpConnection(site, loop),
+            sock=sock,
+            ssl=ssl_context,
+            backlog=1024,
+            ssl_handshake_timeout=site.header_timeout,
+        )
 
     def tick() -> None:
         site.tick()
