@@ -19,13 +19,14 @@ from types import SimpleNamespace
 from pum.deploy.web import write_web_config
 
 _LAUNCH = """
-import json, sys, types
+import json, sys
 from pathlib import Path
+from pum.config import Config
 from pum.serve import run_server
 values = json.loads(sys.argv[1])
 for key in ("docroot", "data_dir", "access_log"):
     values[key] = Path(values[key])
-run_server(types.SimpleNamespace(tls_cert=None, tls_key=None, log_rotate=True, log_generation=3, **values))
+run_server(Config(log_rotate=True, log_generation=3, **values))
 """
 
 
@@ -111,12 +112,17 @@ def start_pum(docroot: Path, workdir: Path, workers: int, cpus: str | None) -> S
     return Server("pum serve", workdir, [sys.executable, "-c", _LAUNCH, json.dumps(config)], port, cpus)
 
 
+def _web_config(server: str, docroot: Path, workdir: Path, port: int) -> Path:
+    """The config `pum deploy` writes, on loopback, under `workdir`."""
+    config = SimpleNamespace(docroot=docroot, data_dir=workdir, status_allow=())
+    (written,) = write_web_config(config, server, port, workdir / "root", "debian", address="127.0.0.1")
+    return written
+
+
 def start_nginx(docroot: Path, workdir: Path, workers: int, cpus: str | None) -> Server:
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     port = free_port()
-    (written,) = write_web_config(
-        SimpleNamespace(docroot=docroot), "nginx", port, workdir / "root", "debian", address="127.0.0.1"
-    )
+    written = _web_config("nginx", docroot, workdir, port)
     temp = "".join(
         f"    {k}_temp_path {workdir}/{k};\n" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
@@ -141,9 +147,7 @@ def start_apache(docroot: Path, workdir: Path, workers: int, cpus: str | None) -
         "/usr/lib/apache2/modules",
     )
     port = free_port()
-    (written,) = write_web_config(
-        SimpleNamespace(docroot=docroot), "apache", port, workdir / "root", "debian", address="127.0.0.1"
-    )
+    written = _web_config("apache", docroot, workdir, port)
     loads = "".join(
         f"LoadModule {m}_module {modules}/mod_{m}.so\n"
         for m in ("mpm_event", "authz_core", "alias", "dir", "mime")

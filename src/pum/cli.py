@@ -149,6 +149,15 @@ def rollback(ctx: Context) -> None:
     click.echo(f"serving release {serial}; publishing is held until 'pum unhold'")
 
 
+def _refresh_status(config: Config) -> None:
+    """The status files Apache and nginx serve show a hold or rollback at once."""
+    from pum.status import refresh_status_files
+
+    problem = refresh_status_files(config)
+    if problem:
+        click.echo(f"pum: {problem}", err=True)
+
+
 @cli.command()
 @click.option("--reason", default="held by operator", help="Shown by 'pum status'.")
 @pass_context
@@ -157,6 +166,7 @@ def hold(ctx: Context, reason: str) -> None:
     from pum.store import Store
 
     Store(ctx.config).hold(reason)
+    _refresh_status(ctx.config)
     click.echo("publishing is held; 'pum unhold' resumes")
 
 
@@ -167,6 +177,7 @@ def unhold(ctx: Context) -> None:
     from pum.store import Store
 
     was_held = Store(ctx.config).unhold()
+    _refresh_status(ctx.config)
     click.echo("publishing resumed" if was_held else "publishing was not held")
 
 

@@ -218,6 +218,18 @@ def _text(text: str) -> str:
     return text
 
 
+def _networks(text: str) -> tuple[str, ...]:
+    import ipaddress
+
+    networks = []
+    for item in _comma_list(text):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(f"expected an address or network such as 192.0.2.0/24, got {item!r}") from None
+    return tuple(networks)
+
+
 def _hours(text: str) -> float:
     try:
         hours = float(text)
@@ -291,6 +303,8 @@ class Config:
     tls_cert: Path | None = _key(None, _text, path=True)
     tls_key: Path | None = _key(None, _text, path=True)
     access_log: Path = _key(Path("/var/log/pum-access.log"), _text, path=True)
+    max_connections: int = _key(10000, _int_between(16, 1_000_000))
+    status_allow: tuple[str, ...] = _key((), _networks)
     max_cdiffs: int = _key(300, _int_between(1, 10000))
     initial_cdiffs: int = _key(100, _int_between(0, 10000))
     client_logs: tuple[str, ...] = _key((), _log_paths)

@@ -107,6 +107,18 @@ def run_cycle(
             if ctx is not None:
                 ctx.close()
             shutil.rmtree(store.staging_root, ignore_errors=True)
+            refresh_status(config, log)
+
+
+def refresh_status(config: Config, log: RunLog) -> None:
+    """The status files Apache and nginx serve (`pum serve` renders its own per request): rewritten after
+    every build, published or not, and after a rollback. A failure is a line in the run log, never a
+    failed run."""
+    from pum.status import refresh_status_files
+
+    problem = refresh_status_files(config)
+    if problem:
+        log.line(problem)
 
 
 def rollback_cycle(config: Config, log: RunLog) -> int:
@@ -123,6 +135,7 @@ def rollback_cycle(config: Config, log: RunLog) -> int:
                 raise
             raise error from caught
         log.line(f"rollback: serving release {serial}; publishing is held until 'pum unhold'")
+        refresh_status(config, log)
         return serial
 
 

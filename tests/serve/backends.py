@@ -11,6 +11,7 @@ import json
 import os
 import pwd
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -86,8 +87,10 @@ class Backend:
                 return entries
             time.sleep(0.05)
 
-    def _start(self, args: list[str]) -> None:
-        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    def _start(self, args: list[str], preexec_fn=None) -> None:
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=preexec_fn
+        )
         try:
             wait_for_port(self.port, timeout=20)
         except RuntimeError:
@@ -102,6 +105,11 @@ class Backend:
     def stop(self) -> None:
         if self.process is not None:
             stop_process(self.process, self.stop_signal)
+
+    def output(self) -> str:
+        """What the stopped server wrote on stdout and stderr."""
+        assert self.process is not None and self.process.poll() is not None and self.process.stdout
+        return self.process.stdout.read().decode(errors="replace")
 
     def __repr__(self) -> str:
         return self.name
@@ -129,10 +137,12 @@ class PumServe(Backend):
         workdir: Path,
         workers: int = 1,
         tls: tuple[Path, Path] | None = None,
+        nofile: int | None = None,
         **overrides: object,
     ) -> None:
         super().__init__(tree, workdir)
         self.workers = workers
+        self.nofile = nofile
         if tls is not None:
             self.url = f"https://127.0.0.1:{self.port}"
         self.config = {
@@ -149,7 +159,13 @@ class PumServe(Backend):
         self.config.update(overrides)
 
     def start(self) -> PumServe:
-        self._start([sys.executable, "-c", _LAUNCH, json.dumps(self.config)])
+        limit = self.nofile
+
+        def limit_descriptors() -> None:
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+        self._start([sys.executable, "-c", _LAUNCH, json.dumps(self.config)], limit_descriptors)
         # the port listens before the workers are forked: a test about workers needs them all there
         deadline = time.monotonic() + 20
         while self.workers > 1 and len(self.worker_pids()) < self.workers:
@@ -160,8 +176,14 @@ class PumServe(Backend):
         return self
 
     def worker_pids(self) -> list[int]:
+        """The worker processes, once as many as configured are forked (the supervisor listens first)."""
         assert self.process is not None
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        children: list[str] = []
+        for _ in range(100):
+            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+            if len(children) >= int(self.config["workers"]):  # type: ignore[call-overload]
+                break
+            time.sleep(0.05)
         return [int(pid) for pid in children]
 
 
@@ -182,7 +204,7 @@ class Nginx(Backend):
     def start(self) -> Nginx:
         binary = require_program("nginx")
         written = write_web_config(
-            SimpleNamespace(docroot=self.tree.docroot),
+            SimpleNamespace(docroot=self.tree.docroot, data_dir=self.tree.data_dir, status_allow=()),
             "nginx",
             self.port,
             self.workdir / "root",
@@ -222,7 +244,7 @@ class Apache(Backend):
             "/usr/lib/apache2/modules",
         )
         written = write_web_config(
-            SimpleNamespace(docroot=self.tree.docroot),
+            SimpleNamespace(docroot=self.tree.docroot, data_dir=self.tree.data_dir, status_allow=()),
             "apache",
             self.port,
             self.workdir / "root",

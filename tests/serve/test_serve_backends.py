@@ -11,7 +11,9 @@ import socket
 import httpx
 import pytest
 
+from pum.config import Config
 from pum.serve.http import http_date
+from pum.status import write_status_files
 
 from .rawhttp import exchange, get, parse_responses
 from .releases import TESTDATA, build_time
@@ -39,6 +41,7 @@ INTERNAL = {
 def served(backend, shared_tree):
     """The backend, serving a new release of version 6 (with a few dot-files in it)."""
     shared_tree.serve(6, extra={**HIDDEN, **INTERNAL})
+    write_status_files(Config(docroot=shared_tree.docroot, data_dir=shared_tree.data_dir))
     return backend
 
 
@@ -109,7 +112,9 @@ def test_a_missing_file_is_404_not_403(served):
     assert httpx.get(f"{served.url}/nowhere/test.cvd").status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/", "/ibm", "/ibm/", "/ibm/power/", "/.pum/"])
+@pytest.mark.parametrize(
+    "path", ["/ibm", "/ibm/", "/ibm/power/", "/.pum/", "/test.cvd/", "/ibm/power/PSHB06.lst/"]
+)
 def test_a_directory_is_404_and_never_listed(served, path):
     response = httpx.get(f"{served.url}{path}")
     assert response.status_code == 404
@@ -142,6 +147,28 @@ def test_the_release_manifest_is_the_one_visible_dot_file(served):
     assert response.headers["last-modified"] and response.headers["etag"]
 
 
+@pytest.mark.parametrize("name", ["a" * 256, "a" * 300 + ".cvd", "ibm/" + "b" * 1000, "c" * 256 + "/x"])
+def test_a_name_too_long_for_the_filesystem_is_404_not_403(served, name):
+    assert httpx.get(f"{served.url}/{name}").status_code == 404
+
+
+def test_the_root_leads_to_the_status_page(served):
+    response = httpx.get(f"{served.url}/")
+    assert response.status_code == 302
+    assert response.headers["location"].endswith("/.pum/status")
+
+
+def test_the_status_page_json_and_metrics_are_served_to_this_host(served):
+    page = httpx.get(f"{served.url}/.pum/status")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "PUM status" in page.text and "<td>test</td><td>6</td>" in page.text
+    document = httpx.get(f"{served.url}/.pum/status.json").json()
+    assert document["versions"]["test"]["version"] == 6
+    metrics = httpx.get(f"{served.url}/metrics")
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    assert 'pum_database_version{db="test"} 6.0' in metrics.text
+
+
 @pytest.mark.parametrize("path", sorted(INTERNAL))
 def test_the_release_internal_files_are_served(served, path):
     response = httpx.get(f"{served.url}/{path}")
@@ -171,6 +198,15 @@ def test_a_query_string_is_ignored(served):
     response = httpx.get(f"{served.url}/test-2.cdiff?rand=123&version=6")
     assert response.status_code == 200
     assert response.content == (TESTDATA / "test-2.cdiff").read_bytes()
+
+
+def test_a_duplicate_content_length_is_400(served):
+    # Two lengths: a request smuggled past a proxy that read the other one (RFC 9112 section 6.3).
+    data = exchange(
+        served.port,
+        b"GET /test.cvd HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 4\r\n\r\nGET /",
+    )
+    assert parse_responses(data)[0].status == 400
 
 
 def test_http10_is_answered_and_the_connection_closed(served):

@@ -10,7 +10,7 @@ import pytest
 from pum.deploy.web import detect_flavor, reload_command, render_web_config, write_web_config
 from pum.errors import ConfigError
 
-CONFIG = SimpleNamespace(docroot=Path("/var/www/pum"))
+CONFIG = SimpleNamespace(docroot=Path("/var/www/pum"), data_dir=Path("/var/lib/pum"), status_allow=())
 
 
 @pytest.mark.parametrize(

@@ -68,6 +68,12 @@ def test_http10_needs_no_host_but_http11_does():
         (b"GET / HTTP/1.1\r\nHost: h\r\nno colon", 400),
         (b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked", 400),
         (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: -1", 400),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nContent-Length: 5", 400),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 5", 400),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5", 400),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: \xb2", 400),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: " + b"9" * 40, 400),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nHost: evil", 400),
     ],
 )
 def test_malformed_requests_are_refused(head, status):
@@ -178,6 +184,12 @@ def test_no_target_leads_above_the_release_or_to_a_hidden_file(suffix):
         ("bytes=x-1", 10, None),
         ("bytes=1", 10, None),
         ("bytes=-", 10, None),
+        ("bytes=0-\u00b2", 10, None),  # str.isdigit() says yes, int() says no
+        ("bytes=\u0661-5", 10, None),  # an Arabic-Indic digit
+        ("bytes=0-" + "9" * 5000, 10, (0, 9)),  # more digits than int() takes: past the end
+        ("bytes=" + "9" * 5000 + "-", 10, UNSATISFIABLE),
+        ("bytes=-" + "9" * 5000, 10, (0, 9)),
+        ("bytes=0000000000000000000000000001-2", 10, (1, 2)),
     ],
 )
 def test_single_byte_ranges(value, size, expected):

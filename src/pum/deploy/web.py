@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -9,10 +10,13 @@ from typing import Any
 
 from pum.deploy import render_template
 from pum.errors import ConfigError, PumError
+from pum.status import STATUS_DIR
 
 SERVERS = ("apache", "nginx")
 FLAVORS = ("debian", "rhel")
 DEFAULT_PORT = 8000  # the port the original product's installation guide used
+# where `pum run` writes the status page, its JSON and the status metrics (pum.status.write_status_files)
+DEFAULT_STATUS_DIR = Path("/var/lib/pum") / STATUS_DIR
 
 # Where each distribution's web server reads extra config (the original product wrote the RHEL one).
 CONFIG_PATHS = {
@@ -64,23 +68,35 @@ def reload_command(server: str, flavor: str | None = None, root: Path = Path("/"
 
 
 def render_web_config(
-    server: str, docroot: Path, port: int = DEFAULT_PORT, flavor: str = "debian", address: str | None = None
+    server: str,
+    docroot: Path,
+    port: int = DEFAULT_PORT,
+    flavor: str = "debian",
+    address: str | None = None,
+    status_dir: Path = DEFAULT_STATUS_DIR,
+    status_allow: tuple[str, ...] = (),
 ) -> str:
-    """The config text for `server` serving `docroot` on `port` of every address (or of `address`)."""
+    """The config text for `server` serving `docroot` on `port` of every address (or of `address`),
+    and the status files of `status_dir` to this host and the `status_allow` networks."""
     _check(server, flavor)
     if not 0 < port < 65536:
         raise ConfigError(f"port must be 1-65535, got {port}")
-    if not docroot.is_absolute():
-        raise ConfigError(f"docroot must be an absolute path, got {docroot}")
-    if re.search(r'[\s"{};#$\\]', str(docroot)):
-        raise ConfigError(
-            f"docroot {str(docroot)!r}: a web server config can't name a path with blanks, "
-            "quotes, braces, '#', '$', ';' or '\\' safely; choose another docroot"
-        )
+    _check_path("docroot", docroot)
+    _check_path("status directory", status_dir)
     if address is not None and not re.fullmatch(r"[0-9.]+|\[[0-9A-Fa-f:.]+\]", address):
         raise ConfigError(f"address must be an IPv4 address or [IPv6], got {address!r}")
+    # checked by the config parser already; written again from ipaddress's own form, never as given
+    networks = [str(ipaddress.ip_network(item, strict=False)) for item in status_allow]
     bind = f"{address}:" if address else ""
-    values = {"docroot": str(docroot), "port": str(port), "flavor": flavor, "address": bind}
+    values = {
+        "docroot": str(docroot),
+        "port": str(port),
+        "flavor": flavor,
+        "address": bind,
+        "status_dir": str(status_dir),
+        "apache_allow": "".join(f" && ! -R '{network}'" for network in networks),
+        "nginx_allow": "".join(f"    {network} 1;\n" for network in networks),
+    }
     if server == "apache":
         values["listen"] = (
             f"# Port {port} is in the stock ports.conf/httpd.conf already: no Listen here.\n"
@@ -99,6 +115,16 @@ def render_web_config(
     return render_template(f"{server}.conf", values)
 
 
+def _check_path(what: str, path: Path) -> None:
+    if not path.is_absolute():
+        raise ConfigError(f"{what} must be an absolute path, got {path}")
+    if re.search(r'[\s"{};#$\\]', str(path)):
+        raise ConfigError(
+            f"{what} {str(path)!r}: a web server config can't name a path with blanks, "
+            f"quotes, braces, '#', '$', ';' or '\\' safely; choose another {what}"
+        )
+
+
 def write_web_config(
     config: Any,
     server: str,
@@ -115,7 +141,15 @@ def write_web_config(
     """
     _check(server, flavor)
     flavor = flavor or detect_flavor(root)
-    text = render_web_config(server, Path(config.docroot), port or DEFAULT_PORT, flavor, address)
+    text = render_web_config(
+        server,
+        Path(config.docroot),
+        port or DEFAULT_PORT,
+        flavor,
+        address,
+        Path(config.data_dir) / STATUS_DIR,
+        tuple(config.status_allow),
+    )
     target = root / config_path(server, flavor)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

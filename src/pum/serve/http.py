@@ -25,6 +25,7 @@ TUF_DIR = ".pum/tuf/"
 REASONS = {
     200: "OK",
     206: "Partial Content",
+    302: "Found",
     304: "Not Modified",
     400: "Bad Request",
     404: "Not Found",
@@ -93,15 +94,20 @@ def parse_request_head(head: bytes) -> Request:
             raise BadRequest(400, f"malformed header field {field[:100]!r}")
         name = name.lower()
         value = value.strip(" \t")
-        if name == "connection" and name in headers:
-            value = headers[name] + "," + value
+        if name in headers:
+            if name in _SINGLE_FIELDS:
+                # Two lengths or two hosts: a request smuggled past a proxy that read the other one
+                # (RFC 9112 sections 3.2 and 6.3).
+                raise BadRequest(400, f"{name} given twice")
+            if name == "connection":
+                value = headers[name] + "," + value
         headers[name] = value
     if "transfer-encoding" in headers:
         raise BadRequest(400, "a request body with Transfer-Encoding is not accepted")
     body_length = 0
     if "content-length" in headers:
         length = headers["content-length"]
-        if not length.isdigit():
+        if not is_decimal(length) or len(length) > MAX_DIGITS:
             raise BadRequest(400, f"bad Content-Length {length[:40]!r}")
         body_length = int(length)
     if version == "HTTP/1.1" and "host" not in headers:
@@ -109,6 +115,15 @@ def parse_request_head(head: bytes) -> Request:
     tokens = headers.get("connection", "").lower()
     keep_alive = "close" not in tokens if version == "HTTP/1.1" else "keep-alive" in tokens
     return Request(method, target, version, headers, line, keep_alive, body_length)
+
+
+_SINGLE_FIELDS = frozenset({"content-length", "host"})
+MAX_DIGITS = 18  # a byte count or offset above 10**18 is larger than any file
+
+
+def is_decimal(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes '²' or Devanagari digits, which int() then refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def request_path(target: str, visible: frozenset[str] = RELEASE_INTERNAL) -> str | None:
@@ -139,6 +154,8 @@ def request_path(target: str, visible: frozenset[str] = RELEASE_INTERNAL) -> str
             return None
     if "\x00" in target or "\\" in target:
         return None
+    if target[-1] == "/" and target != "/":
+        return None  # names a directory, as for nginx and Apache: `/test.cvd/` is not the file
     if "/." not in target:
         return "/".join(segment for segment in target.split("/") if segment)
     segments = [segment for segment in target.split("/") if segment and segment != "."]
@@ -194,21 +211,28 @@ def parse_range(value: str, size: int) -> tuple[int, int] | None:
     first_text = first_text.strip()
     last_text = last_text.strip()
     if not first_text:
-        if not last_text.isdigit():
+        if not is_decimal(last_text):
             return None
-        suffix = int(last_text)
+        suffix = _position(last_text)
         if suffix == 0 or size == 0:
             return UNSATISFIABLE
         return (max(0, size - suffix), size - 1)
-    if not first_text.isdigit() or (last_text and not last_text.isdigit()):
+    if not is_decimal(first_text) or (last_text and not is_decimal(last_text)):
         return None
-    first = int(first_text)
-    if last_text and int(last_text) < first:
+    first = _position(first_text)
+    if last_text and _position(last_text) < first:
         return None
-    last = int(last_text) if last_text else size - 1
+    last = _position(last_text) if last_text else size - 1
     if first >= size:
         return UNSATISFIABLE
     return (first, min(last, size - 1))
+
+
+def _position(digits: str) -> int:
+    """A byte position; one of thousands of digits is taken as 10**18 (past the end of any file)
+    rather than converted: int() of 5,000 digits is slow, and refused above 4,300."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= MAX_DIGITS else 10**MAX_DIGITS
 
 
 @dataclass(slots=True, frozen=True)

@@ -18,9 +18,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from pum.fleet.pages import fleet_metrics
-from pum.serve.status_page import StatusProvider, iso_to_epoch
+from pum.serve.status_page import StatusProvider
+from pum.status import iso_to_epoch
 
-STATUSES = (200, 206, 304, 400, 404, 405, 408, 416, 431, 500, 503, 505)
+STATUSES = (200, 206, 302, 304, 400, 404, 405, 408, 416, 431, 500, 503, 505)
 STATUS_INDEX = {status: index for index, status in enumerate(STATUSES)}
 OTHER = len(STATUSES)
 BYTES = OTHER + 1
@@ -56,27 +57,53 @@ class Board:
 
 
 class _Collector:
-    def __init__(self, board: Board, status: dict[str, Any]) -> None:
+    def __init__(self, board: Board | None, status: dict[str, Any]) -> None:
         self.board = board
         self.status = status
 
     def collect(self) -> Iterator[Metric]:
-        by_status, sent = self.board.totals()
+        if self.board is not None:
+            yield from self._requests(self.board)
+        info = GaugeMetricFamily("pum_build_info", "The PUM that serves", labels=["version"])
+        info.add_metric([str(self.status.get("version", ""))], 1)
+        yield info
+        versions = GaugeMetricFamily("pum_database_version", "Version of each database served", labels=["db"])
+        built = GaugeMetricFamily(
+            "pum_database_build_timestamp_seconds", "When each served database was built", labels=["db"]
+        )
+        for db, database in sorted(self.status.get("versions", {}).items()):
+            if isinstance(database.get("version"), int):
+                versions.add_metric([db], database["version"])
+            build_time = iso_to_epoch(database.get("build_time"))
+            if build_time is not None:
+                built.add_metric([db], build_time)
+        yield versions
+        yield built
+        held = self.status.get("held")
+        yield GaugeMetricFamily(
+            "pum_publishing_held",
+            "1 while publishing is held (pum hold, pum rollback)",
+            value=int(bool(held)),
+        )
+        since = iso_to_epoch((held or {}).get("since"))
+        if since is not None:
+            yield GaugeMetricFamily(
+                "pum_publishing_held_since_timestamp_seconds", "When publishing was held", value=since
+            )
+        yield from self._release_and_run()
+
+    def _requests(self, board: Board) -> Iterator[Metric]:
+        by_status, sent = board.totals()
         requests = CounterMetricFamily(
-            "pum_http_requests", "HTTP requests answered, by status", labels=["status"]
+            "pum_http_requests", "HTTP requests answered, by status", labels=["code"]
         )
         for status, count in sorted(by_status.items(), key=lambda item: str(item[0])):
             requests.add_metric([str(status)], count)
         yield requests
         yield CounterMetricFamily("pum_http_sent_bytes", "Bytes sent, header and body", value=sent)
-        yield GaugeMetricFamily("pum_serve_workers", "Processes of pum serve", value=self.board.workers)
-        versions = GaugeMetricFamily(
-            "pum_database_version", "Version of each database served", labels=["database"]
-        )
-        for db, info in sorted(self.status.get("versions", {}).items()):
-            if isinstance(info.get("version"), int):
-                versions.add_metric([db], info["version"])
-        yield versions
+        yield GaugeMetricFamily("pum_serve_workers", "Processes of pum serve", value=board.workers)
+
+    def _release_and_run(self) -> Iterator[Metric]:
         release = self.status.get("release") or {}
         if isinstance(release.get("serial"), int):
             yield GaugeMetricFamily(
@@ -86,11 +113,6 @@ class _Collector:
         if created is not None:
             yield GaugeMetricFamily(
                 "pum_release_created_timestamp_seconds", "When the served release was made", value=created
-            )
-            yield GaugeMetricFamily(
-                "pum_seconds_since_last_good_release",
-                "Age of the served release: every published release passed verification",
-                value=max(0.0, time.time() - created),
             )
         last = self.status.get("last_run")
         if last:
@@ -106,11 +128,18 @@ class _Collector:
                     "When the last pum run finished",
                     value=finished,
                 )
+            if isinstance(last.get("duration_seconds"), int | float):
+                yield GaugeMetricFamily(
+                    "pum_last_run_duration_seconds",
+                    "How long the last pum run took",
+                    value=last["duration_seconds"],
+                )
         yield from fleet_metrics(self.status.get("fleet"), time.time())
 
 
-def render_metrics(board: Board, status_provider: StatusProvider) -> bytes:
-    """The Prometheus text exposition of the counters and of the status document."""
+def render_metrics(board: Board | None, status_provider: StatusProvider) -> bytes:
+    """The Prometheus text exposition of the counters (none without a board: Apache or nginx serve)
+    and of the status document."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector(board, status_provider()))
     return generate_latest(registry)

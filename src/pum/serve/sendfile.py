@@ -4,7 +4,8 @@
 60 MB CVD that overhead is a measurable share of a core. Here the socket is watched for writability
 through a duplicate descriptor (asyncio refuses a second watcher on a transport's own descriptor), which
 stays registered until the body is out. A TLS connection, or one whose transport still holds
-unsent bytes, goes through `loop.sendfile`, which copies through the TLS layer and waits for the buffer.
+unsent bytes, gets the file in chunks through the transport, one more each time the transport's
+buffer drains: so progress is seen there too, and a client that stops reading is dropped like any other.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 Done = Callable[[int], None]
+CHUNK = 256 * 1024  # written to a TLS transport at a time, when its buffer has room
 
 
 def can_send_natively(transport: asyncio.Transport) -> bool:
@@ -36,6 +38,7 @@ class FileSender:
         offset: int,
         length: int,
         done: Done,
+        paused: Callable[[], bool],
     ) -> None:
         self.loop = loop
         self.transport = transport
@@ -46,25 +49,27 @@ class FileSender:
         self.done = done
         self._fd = -1
         self._watching = False
-        self._task: asyncio.Task[None] | None = None
         self._finished = False
+        self.paused = paused  # the transport's buffer is above its high-water mark
         self.native = True
         self.progressed = True  # bytes went out since the server last looked (it drops stalled clients)
 
     def start(self) -> None:
         if not can_send_natively(self.transport):
-            self.native = False  # progress is out of sight: never taken for stalled
-            self._task = self.loop.create_task(self._send_through_loop())
+            self.native = False
+            self._copy()
             return
         self._fd = os.dup(self.transport.get_extra_info("socket").fileno())
         self._step()
 
+    def resume(self) -> None:
+        """The transport's buffer drained (the protocol's resume_writing)."""
+        if not self.native and not self._finished:
+            self._copy()
+
     def cancel(self) -> None:
         """The connection is gone: stop, release the descriptors, report what was sent."""
-        if self._task is not None:
-            self._task.cancel()
-        else:
-            self._finish()
+        self._finish()
 
     def _step(self) -> None:
         file_fd = self.stream.fileno()
@@ -86,13 +91,25 @@ class FileSender:
             self.remaining -= count
         self._finish()
 
-    async def _send_through_loop(self) -> None:
-        try:
-            self.sent = await self.loop.sendfile(self.transport, self.stream, self.offset, self.remaining)
-        except (OSError, RuntimeError):
-            pass  # the client went away, or the transport closed under us
-        except asyncio.CancelledError:
-            pass
+    def _copy(self) -> None:
+        file_fd = self.stream.fileno()
+        while self.remaining and not self.paused():
+            if self.transport.is_closing():
+                break  # the client went away
+            try:
+                chunk = os.pread(file_fd, min(CHUNK, self.remaining), self.offset)
+            except OSError:
+                break
+            if not chunk:
+                break  # shorter than it was: never for a release, which is immutable
+            self.transport.write(chunk)  # may pause the protocol, which ends this loop
+            self.progressed = True
+            self.offset += len(chunk)
+            self.sent += len(chunk)
+            self.remaining -= len(chunk)
+        else:
+            if self.remaining:
+                return  # paused: resume() goes on
         self._finish()
 
     def _finish(self) -> None:

@@ -10,7 +10,9 @@ memory, validated by inode, size and mtime on each request; large bodies go out 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import ipaddress
 import json
 import os
 import socket
@@ -21,6 +23,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from resource import RLIM_INFINITY, RLIMIT_NOFILE, getrlimit
+from typing import Any
 
 from pum.errors import PumError
 from pum.serve.accesslog import AccessLog, combined_line
@@ -43,21 +47,29 @@ from pum.serve.http import (
 from pum.serve.metrics import BYTES, CONTENT_TYPE_LATEST, OTHER, STATUS_INDEX, Board, render_metrics
 from pum.serve.sendfile import FileSender
 from pum.serve.status_page import StatusProvider, render_html
+from pum.status import without_paths
 
 SMALL_FILE = 64 * 1024  # files up to this size are answered from memory
 PREFIX = 4096  # of larger files, this much is kept: freshclam's version check reads bytes 0-511
 CACHE_BUDGET = 32 * 1024 * 1024  # bytes of small files kept per worker
 CACHE_ENTRIES = 4096
 KEEPALIVE_TIMEOUT = 60.0  # idle keep-alive connection
-HEADER_TIMEOUT = 30.0  # a request head that doesn't complete
+HEADER_TIMEOUT = 30.0  # from the first byte of a request head to its end, however it drips in
 SEND_TIMEOUT = 60.0  # a client that takes nothing of its answer for this long is dropped
 STOP_GRACE = 10.0  # responses in flight at shutdown get this long
+MAX_CONNECTIONS = 10000  # per worker, unless the descriptor limit allows fewer
+DESCRIPTORS_PER_CONNECTION = 3  # the socket, and for a large body the file and a duplicate socket
+RESERVED_DESCRIPTORS = 64  # listening socket, epoll, logs, status page reads
+WARN_EVERY = 60.0  # one line a minute at most about the same trouble
+# accept(2) and open(2) failing for want of descriptors or memory: drop idle connections, say so once
+OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 STATUS_PAGES = {".pum/status", "pum/status"}
 STATUS_JSON = ".pum/status.json"
 METRICS = "metrics"
 PAGES = STATUS_PAGES | {STATUS_JSON, METRICS}
 VISIBLE = frozenset({".pum/status", STATUS_JSON})
+STATUS_REDIRECT = "Location: /.pum/status\r\nContent-Length: 0\r\n"  # `/` leads to the status page
 
 
 @dataclass(slots=True)
@@ -91,6 +103,36 @@ def prepare(headers: dict[str, str], res: Resource) -> Prepared:
     return Prepared(reply.status, *head_parts(reply.status, reply.fields), reply.offset, reply.length)
 
 
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def status_networks(allowed: tuple[str, ...]) -> Networks:
+    """The `status_allow` networks (loopback is always allowed besides them)."""
+    return tuple(ipaddress.ip_network(item, strict=False) for item in allowed)
+
+
+def client_address(remote: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(remote.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def in_networks(address: ipaddress.IPv4Address | ipaddress.IPv6Address, networks: Networks) -> bool:
+    return any(address.version == network.version and address in network for network in networks)
+
+
+def connection_budget() -> int:
+    """How many connections the descriptor limit (RLIMIT_NOFILE) leaves room for."""
+    soft, _ = getrlimit(RLIMIT_NOFILE)
+    if soft == RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(16, (soft - RESERVED_DESCRIPTORS) // DESCRIPTORS_PER_CONNECTION)
+
+
 def _ident(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
 
@@ -105,6 +147,8 @@ class Site:
         board: Board,
         worker: int,
         status_provider: StatusProvider,
+        max_connections: int = MAX_CONNECTIONS,
+        status_allow: Networks = (),
     ) -> None:
         self.docroot = str(docroot)
         self.docroot_dir = os.path.dirname(os.path.abspath(self.docroot))
@@ -115,7 +159,14 @@ class Site:
         self.roots: dict[str, str] = {}
         self.entries: dict[str, Entry] = {}
         self.cached_bytes = 0
-        self.connections: set[HttpConnection] = set()
+        # insertion-ordered: the oldest idle connection is the first idle one found
+        self.connections: dict[HttpConnection, None] = {}
+        self.max_connections = min(max_connections, connection_budget())
+        self.warned: dict[str, float] = {}
+        self.status_allow = status_allow
+        self.header_timeout = HEADER_TIMEOUT
+        self.keepalive_timeout = KEEPALIVE_TIMEOUT
+        self.send_timeout = SEND_TIMEOUT
         self.stopping = False
         self.flush_soon: Callable[[Callable[[], None]], object] | None = None
         self.now = time.monotonic()
@@ -188,13 +239,49 @@ class Site:
         self.cached_bytes += wanted
         return entry
 
+    def reply(self, entry: Entry, headers: dict[str, str]) -> Prepared:
+        # The answer depends on these fields only; a fleet of freshclam clients sends the same ones.
+        kind = (
+            headers.get("range"),
+            headers.get("if-none-match"),
+            headers.get("if-modified-since"),
+            headers.get("if-range"),
+        )
+        reply = entry.replies.get(kind)
+        if reply is None:
+            reply = prepare(headers, entry.resource)
+            if len(entry.replies) < 64:
+                entry.replies[kind] = reply
+        return reply
+
+    def closing_answer(self, request: Request) -> tuple[bytes, int, int] | None:
+        """The whole answer, ending with `Connection: close`, to a GET or HEAD of a file whose answer is
+        in memory: (bytes, status, body length). None for anything else (errors, pages, bodies read
+        from disk), which a connection answers in full."""
+        method = request.method
+        if method != "GET" and method != "HEAD":
+            return None
+        path = request_path(request.target, VISIBLE)
+        entry = self.lookup(path) if path else None
+        if entry is None:
+            return None
+        reply = self.reply(entry, request.headers)
+        length = reply.length if method == "GET" else 0
+        end = reply.offset + length
+        if end > len(entry.cached):
+            return None
+        head = reply.start + self.date_bytes + reply.close_end
+        return (head + entry.cached[reply.offset : end] if length else head), reply.status, length
+
     # -- pages made by the server -------------------------------------------------------------------
 
-    def page(self, path: str) -> tuple[str, bytes]:
-        """Content type and body of the status page, its JSON or /metrics."""
+    def page(self, path: str, local: bool) -> tuple[str, bytes]:
+        """Content type and body of the status page, its JSON or /metrics; filesystem paths only
+        for a client on this host."""
+        provider = self.status_provider if local else lambda: without_paths(self.status_provider())
         if path == METRICS:
-            return CONTENT_TYPE_LATEST, render_metrics(self.board, self.status_provider)
-        document = self.status_provider()
+            return CONTENT_TYPE_LATEST, render_metrics(self.board, provider)
+        document = provider()
         if path == STATUS_JSON:
             return "application/json", json.dumps(document, indent=1, default=str).encode() + b"\n"
         return "text/html; charset=utf-8", render_html(document).encode()
@@ -221,6 +308,47 @@ class Site:
             # and the line is on disk at once when the server is quiet.
             self.flush_soon(self.log.flush)
 
+    def admit(self, connection: HttpConnection) -> bool:
+        """Take a new connection; at `max_connections`, drop the oldest idle one to make room
+        (a slowloris client holds idle ones), or refuse the newcomer when every one is busy."""
+        if len(self.connections) >= self.max_connections and not self.drop_oldest_idle():
+            self.warn("full", f"pum serve: {len(self.connections)} connections, all busy: refusing new ones")
+            return False
+        self.connections[connection] = None
+        return True
+
+    def drop_oldest_idle(self) -> bool:
+        for connection in self.connections:
+            if connection.idle():
+                connection.drop()
+                return True
+        return False
+
+    def out_of_resources(self, error: OSError) -> None:
+        """accept(2) or open(2) found no descriptor (EMFILE) or memory: free one, and say so once a
+        minute, not once per failed call (a flood of tracebacks filled disks)."""
+        self.drop_oldest_idle()
+        self.warn(
+            "resources",
+            f"pum serve: {os.strerror(error.errno or 0)} with {len(self.connections)} connections open;"
+            " dropping idle ones (raise LimitNOFILE, or lower max_connections)",
+        )
+
+    def loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """The event loop's exception handler: running out of descriptors is handled, not logged
+        with a traceback for every failed accept(2)."""
+        error = context.get("exception")
+        if isinstance(error, OSError) and error.errno in OUT_OF_RESOURCES:
+            self.out_of_resources(error)  # asyncio retries accept(2) a second later by itself
+            return
+        loop.default_exception_handler(context)
+
+    def warn(self, key: str, line: str) -> None:
+        now = time.monotonic()
+        if now - self.warned.get(key, -WARN_EVERY) >= WARN_EVERY:
+            self.warned[key] = now
+            print(line, file=sys.stderr, flush=True)
+
     def tick(self) -> None:
         """Once a second: the Date field, the log buffer, and connections idle for too long."""
         self.now = time.monotonic()
@@ -234,9 +362,10 @@ class Site:
 class HttpConnection(asyncio.Protocol):
     """One client connection: requests are answered in order, one at a time (pipelining works)."""
 
-    def __init__(self, site: Site, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, site: Site, loop: asyncio.AbstractEventLoop, received: bytes = b"") -> None:
         self.site = site
         self.loop = loop
+        self.received = received  # read by the acceptor before this connection got its transport
         self.transport: asyncio.Transport | None = None
         self.remote = "-"
         self.buffer = b""
@@ -249,19 +378,26 @@ class HttpConnection(asyncio.Protocol):
         self.write_paused = False
         self.sender: FileSender | None = None
         self.last_active = site.now
+        self.head_started = site.now  # when the head being read began: its deadline doesn't move
 
     # -- asyncio.Protocol --------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if not self.site.admit(self):
+            self.closed = True
+            self.transport.abort()  # type: ignore[union-attr]
+            return
         peer = transport.get_extra_info("peername")
         if peer:
             self.remote = peer[0]
-        self.site.connections.add(self)
+        if self.received:
+            received, self.received = self.received, b""
+            self.data_received(received)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.site.connections.discard(self)
+        self.site.connections.pop(self, None)
         if self.sender is not None:
             self.sender.cancel()
 
@@ -273,7 +409,11 @@ class HttpConnection(asyncio.Protocol):
                 return
             data = data[self.discard :]
             self.discard = 0
-        self.buffer = self.buffer + data if self.buffer else data
+        if self.buffer:
+            self.buffer += data
+        else:
+            self.buffer = data
+            self.head_started = self.site.now
         if self.busy or self.write_paused:
             if len(self.buffer) > 4 * MAX_HEAD and self.transport is not None:
                 self.transport.pause_reading()
@@ -288,6 +428,9 @@ class HttpConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.write_paused = False
         self.last_active = self.site.now
+        if self.sender is not None:
+            self.sender.resume()
+            return
         self._go_on()
 
     def _go_on(self) -> None:
@@ -326,6 +469,7 @@ class HttpConnection(asyncio.Protocol):
                 return
             head = buffer[:end]
             self.buffer = buffer[end + 4 :]
+            self.head_started = self.site.now
             try:
                 request = parse_request_head(head)
             except BadRequest as refusal:
@@ -355,22 +499,12 @@ class HttpConnection(asyncio.Protocol):
         if entry is None:
             if path in PAGES:
                 self._send_page(request, path, keep_alive)
+            elif not path and self._status_viewer() is not None:
+                self._send(request, request.line, 302, STATUS_REDIRECT, b"", keep_alive)
             else:
                 self._send_error(request, 404, keep_alive)
             return
-        headers = request.headers
-        # The answer depends on these fields only; a fleet of freshclam clients sends the same ones.
-        kind = (
-            headers.get("range"),
-            headers.get("if-none-match"),
-            headers.get("if-modified-since"),
-            headers.get("if-range"),
-        )
-        reply = entry.replies.get(kind)
-        if reply is None:
-            reply = prepare(headers, entry.resource)
-            if len(entry.replies) < 64:
-                entry.replies[kind] = reply
+        reply = site.reply(entry, request.headers)
         head = reply.start + site.date_bytes + (reply.keep_alive_end if keep_alive else reply.close_end)
         length = reply.length if method == "GET" else 0
         transport = self.transport
@@ -413,8 +547,14 @@ class HttpConnection(asyncio.Protocol):
                 reply.offset,
                 length,
                 lambda sent: self._file_sent(request, status, head_size, length, sent),
+                lambda: self.write_paused,
             )
-            self.sender.start()
+            try:
+                self.sender.start()
+            except OSError as error:  # no descriptor left to duplicate the socket's
+                if error.errno in OUT_OF_RESOURCES:
+                    site.out_of_resources(error)
+                transport.abort()
             return
         site.record(self.remote, request, request.line, reply.status, len(head), length)
         if not keep_alive:
@@ -432,9 +572,20 @@ class HttpConnection(asyncio.Protocol):
             return
         self._go_on()  # unless called from within _answer_buffered, whose loop goes on by itself
 
+    def _status_viewer(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        """The client's address when it may see the status page: this host or `status_allow`."""
+        address = client_address(self.remote)
+        if address is not None and (address.is_loopback or in_networks(address, self.site.status_allow)):
+            return address
+        return None
+
     def _send_page(self, request: Request, path: str, keep_alive: bool) -> None:
+        viewer = self._status_viewer()
+        if viewer is None:
+            self._send_error(request, 404, keep_alive)  # as if there were no such page: never 403
+            return
         try:
-            kind, body = self.site.page(path)
+            kind, body = self.site.page(path, viewer.is_loopback)
         except (PumError, OSError, ValueError) as error:
             print(f"pum serve: status page failed: {error}", file=sys.stderr)
             self._send_error(request, 500, keep_alive)
@@ -470,31 +621,165 @@ class HttpConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def idle(self) -> bool:
+        """No answer in flight: waiting for a request (perhaps one dripping in) or between requests."""
+        transport = self.transport
+        return (
+            not self.busy
+            and not self.closed
+            and not self.write_paused
+            and transport is not None
+            and not transport.get_write_buffer_size()
+        )
+
+    def drop(self) -> None:
+        self.closed = True
+        self.buffer = b""
+        if self.transport is not None:
+            self.transport.abort()
+
     def expire(self, now: float) -> None:
         """Close the connection if idle too long, or at shutdown if no answer is in flight;
         drop it if its client stopped taking what is sent."""
         transport = self.transport
         if self.closed or transport is None:
             return
+        site = self.site
         if self.busy:
             sender = self.sender
-            if sender is not None and (sender.progressed or not sender.native):
+            if sender is not None and sender.progressed:
                 sender.progressed = False
                 self.last_active = now
-            elif now - self.last_active > SEND_TIMEOUT:
+            elif now - self.last_active > site.send_timeout:
                 transport.abort()
             return
         if self.write_paused:
-            if now - self.last_active > SEND_TIMEOUT:
+            if now - self.last_active > site.send_timeout:
                 transport.abort()
             return
-        waiting_for_head = bool(self.buffer) or not self.answered
-        limit = HEADER_TIMEOUT if waiting_for_head else KEEPALIVE_TIMEOUT
-        if self.site.stopping or now - self.last_active > limit:
+        if self.buffer or not self.answered:
+            expired = now - self.head_started > site.header_timeout
+        else:
+            expired = now - self.last_active > site.keepalive_timeout
+        if site.stopping or expired:
             if transport.get_write_buffer_size():
                 transport.abort()  # close() would wait for a client that doesn't read
             else:
                 self._close()
+
+
+ACCEPT_BATCH = 64  # connections accepted per readiness of the listening socket
+ACCEPT_PAUSE = 0.1  # seconds without accepting after running out of descriptors
+# read at once from a new connection: all a client sends before its answer (a head too large for
+# MAX_HEAD included), since closing with unread bytes resets the connection before the answer is read
+RECEIVE_SIZE = 64 * 1024
+
+
+class Acceptor:
+    """The accept path of plain http: freshclam asks one `Range: bytes=0-511` per connection and closes,
+    and asyncio's transport, protocol and registration for each such connection cost more than the
+    answer. The listening socket is marked TCP_DEFER_ACCEPT, so a connection arrives with its request;
+    a complete request asking `Connection: close` whose answer is in memory is answered with one
+    send(2) and closed here. Anything else (keep-alive, a partial head, errors, pages, large bodies, a
+    send that doesn't complete) becomes an `HttpConnection` with the bytes already read."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, site: Site) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.site = site
+        self.fd = sock.fileno()
+        self.closed = False
+        with contextlib.suppress(OSError, AttributeError):  # Linux; elsewhere accept(2) returns earlier
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, int(HEADER_TIMEOUT))
+        loop.add_reader(self.fd, self._accept)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.loop.remove_reader(self.fd)
+
+    def _resume(self) -> None:
+        if not self.closed:
+            self.loop.add_reader(self.fd, self._accept)
+
+    def _accept(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, address = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:
+                if error.errno in OUT_OF_RESOURCES:
+                    self.site.out_of_resources(error)
+                    self.loop.remove_reader(self.fd)  # epoll would call again at once
+                    self.loop.call_later(ACCEPT_PAUSE, self._resume)
+                    return
+                continue  # ECONNABORTED and the like: that client is gone
+            self._serve(conn, address[0] if address else "-")
+
+    def _serve(self, conn: socket.socket, remote: str) -> None:
+        conn.setblocking(False)
+        site = self.site
+        try:
+            data = conn.recv(RECEIVE_SIZE)
+        except (BlockingIOError, InterruptedError):
+            data = b""
+        except OSError:
+            conn.close()
+            return
+        if not data:
+            pass  # nothing yet (the deferral ran out): the connection waits for its head
+        elif data.endswith(b"\r\n\r\n") and data.find(b"\r\n\r\n") == len(data) - 4 and not site.stopping:
+            try:
+                request: Request | None = parse_request_head(data[:-4])
+            except BadRequest:
+                request = None
+            if request is not None and not request.keep_alive and not request.body_length:
+                answer = site.closing_answer(request)
+                if answer is not None:
+                    out, status, length = answer
+                    try:
+                        sent = conn.send(out)
+                    except OSError:
+                        sent = -1
+                    if sent == len(out):
+                        site.record(remote, request, request.line, status, len(out) - length, length)
+                        conn.close()
+                        return
+                    # A full socket buffer for a 600-byte answer: let a transport take the time.
+                    if sent < 0:
+                        conn.close()
+                        return
+                    self._adopt(conn, b"", out[sent:])
+                    site.record(remote, request, request.line, status, len(out) - length, length)
+                    return
+        self._adopt(conn, data, b"")
+
+    def _adopt(self, conn: socket.socket, received: bytes, unsent: bytes) -> None:
+        site = self.site
+        loop = self.loop
+
+        def protocol() -> asyncio.Protocol:
+            return HttpConnection(site, loop, received) if not unsent else _Finish(unsent)
+
+        task = loop.create_task(loop.connect_accepted_socket(protocol, conn))
+        task.add_done_callback(_forget)
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # a connection that died while being adopted: nothing to answer
+
+
+class _Finish(asyncio.Protocol):
+    """The rest of an answer the acceptor could not send at once, then close."""
+
+    def __init__(self, unsent: bytes) -> None:
+        self.unsent = unsent
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(self.unsent)  # type: ignore[attr-defined]
+        transport.close()
 
 
 async def serve_socket(
@@ -507,9 +792,18 @@ async def serve_socket(
     """Serve on a bound, listening socket until `stop` is set, then finish answers in flight."""
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
-    server = await loop.create_server(
-        lambda: HttpConnection(site, loop), sock=sock, ssl=ssl_context, backlog=1024
-    )
+    loop.set_exception_handler(site.loop_error)
+    server: asyncio.AbstractServer | Acceptor
+    if ssl_context is None:
+        server = Acceptor(loop, sock, site)
+    else:
+        server = await loop.create_server(
+            lambda: HttpConnection(site, loop),
+            sock=sock,
+            ssl=ssl_context,
+            backlog=1024,
+            ssl_handshake_timeout=site.header_timeout,
+        )
 
     def tick() -> None:
         site.tick()

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from pum.config import Config
 from pum.fleet.pages import fleet_html
-from pum.status import collect_status
+from pum.status import collect_status, local_time
 
 StatusProvider = Callable[[], dict[str, Any]]
 
@@ -19,23 +17,7 @@ def default_status_provider(config: Config) -> StatusProvider:
     return lambda: collect_status(config)
 
 
-def iso_to_epoch(value: Any) -> float | None:
-    """Epoch seconds of an ISO 8601 time (a naive one is taken as local time), or of a number."""
-    if isinstance(value, int | float):
-        return float(value)
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def _when(value: Any) -> str:
-    seconds = iso_to_epoch(value)
-    if seconds is None:
-        return "-" if value is None else str(value)
-    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(seconds))
+_when = local_time
 
 
 def render_html(document: dict[str, Any]) -> str:
@@ -64,6 +46,21 @@ def render_html(document: dict[str, Any]) -> str:
             last_text += f" &mdash; {e(str(last['error']))}"
     else:
         last_text = "never"
+    held = document.get("held")
+    banner = ""
+    if held:
+        banner = (
+            f'<p class="held">Publishing is held since {e(_when(held.get("since")))}: '
+            f"{e(str(held.get('reason')))}. Nothing new is published until <code>pum unhold</code>.</p>\n"
+        )
+    mirror = document.get("mirror")
+    mirror_row = ""
+    if mirror:
+        mirror_row = (
+            f"<tr><th>upper server</th><td>{e(str(mirror.get('upper')))} serial "
+            f"{e(str(mirror.get('upper_serial')))}, behind by {e(str(mirror.get('behind', '?')))}"
+            f" (checked {e(_when(mirror.get('checked')))})</td></tr>\n"
+        )
     record = document.get("version_record")
     # pum.status.collect_status keeps the upstream in last_run and lists the configured servers
     upstream = (
@@ -74,15 +71,16 @@ def render_html(document: dict[str, Any]) -> str:
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>PUM status</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.3em .8em;text-align:left}}.ok{{color:#070}}.error{{color:#b00}}</style>
+td,th{{border:1px solid #ccc;padding:.3em .8em;text-align:left}}.ok{{color:#070}}.error{{color:#b00}}
+.held{{background:#fec;border:1px solid #c80;padding:.6em 1em}}</style>
 </head><body>
 <h1>PUM status</h1>
-<table>
+{banner}<table>
 <tr><th>release</th><td>{release_text}</td></tr>
 <tr><th>version record</th><td><code>{e(record) if record else "-"}</code></td></tr>
 <tr><th>last run</th><td>{last_text}</td></tr>
 <tr><th>upstream</th><td>{e(str(upstream)) if upstream else "-"}</td></tr>
-<tr><th>generated</th><td>{e(_when(document.get("generated")))}</td></tr>
+{mirror_row}<tr><th>generated</th><td>{e(_when(document.get("generated")))}</td></tr>
 </table>
 <h2>Served databases</h2>
 <table><tr><th>database</th><th>version</th><th>signatures</th><th>built</th></tr>{versions}</table>

@@ -18,13 +18,15 @@ import ssl
 import sys
 import time
 import traceback
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from resource import RLIM_INFINITY, RLIMIT_NOFILE, getrlimit, setrlimit
 from typing import Any
 
 from pum.errors import ConfigError, PumError
 from pum.serve.accesslog import AccessLog
 from pum.serve.metrics import Board
-from pum.serve.server import STOP_GRACE, Site, serve_socket
+from pum.serve.server import STOP_GRACE, Site, serve_socket, status_networks
 from pum.serve.status_page import StatusProvider, default_status_provider
 
 
@@ -77,6 +79,27 @@ def bind_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     return sockets
 
 
+def raise_descriptor_limit() -> None:
+    """Lift the soft RLIMIT_NOFILE to the hard one (nginx's worker_rlimit_nofile): a shell's 1024
+    would cap the connections; pum-serve.service sets LimitNOFILE=65536."""
+    soft, hard = getrlimit(RLIMIT_NOFILE)
+    if soft != RLIM_INFINITY and (hard == RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            setrlimit(RLIMIT_NOFILE, (min(hard, 1 << 20) if hard != RLIM_INFINITY else 1 << 20, hard))
+
+
+def start_line(sock: socket.socket, tls: bool, docroot: Path, workers: int) -> str:
+    """What an operator needs at start: where to point clients, what is served, where the status is."""
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"{'https' if tls else 'http'}://{shown}:{port}/"
+    plural = "" if workers == 1 else "s"
+    return (
+        f"pum serve: listening on {url} ({workers} worker{plural}), serving {docroot};"
+        f" status at {url}.pum/status"
+    )
+
+
 def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     if cert is None and key is None:
         return None
@@ -112,8 +135,32 @@ async def _worker(
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    site = Site(Path(config.docroot), _access_log(config), board, index, provider)
+    site = Site(
+        Path(config.docroot),
+        _access_log(config),
+        board,
+        index,
+        provider,
+        max_connections=-(-int(config.max_connections) // board.workers),
+        status_allow=status_networks(config.status_allow),
+    )
     await serve_socket(sock, site, context, stop)
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop's loop when it is installed (the `fast` extra): its accept path and transports cost a
+    fraction of asyncio's per connection, which is most of the work of freshclam's one request per
+    connection. Without it, asyncio's own loop serves the same way."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(main)
 
 
 class _Stop(Exception):
@@ -126,12 +173,14 @@ def run_server(config: Any, status_provider: StatusProvider | None = None) -> No
     context = tls_context(config.tls_cert, config.tls_key)
     provider = status_provider or default_status_provider(config)
     workers = max(1, int(config.workers))
+    raise_descriptor_limit()
     _access_log(config).close()  # fail here, with one clear line, rather than in every worker
     sockets = bind_sockets(host, port, workers)
+    print(start_line(sockets[0], context is not None, config.docroot, workers), flush=True)
     board = Board(workers)
     if workers == 1:
         try:
-            asyncio.run(_worker(sockets[0], config, board, 0, provider, context))
+            run_loop(_worker(sockets[0], config, board, 0, provider, context))
         finally:
             sockets[0].close()
         return
@@ -206,7 +255,7 @@ def _child(
         for other, sock in enumerate(sockets):
             if other != index:
                 sock.close()
-        asyncio.run(_worker(sockets[index], config, board, index, provider, context))
+        run_loop(_worker(sockets[index], config, board, index, provider, context))
     except BaseException:  # noqa: BLE001 - a forked worker must never return into the parent's code
         traceback.print_exc()
         code = 1

@@ -17,8 +17,8 @@ import re
 import shutil
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from pum.clock import utc_stamp
 from pum.errors import PumError, UpstreamError, VerifyError
@@ -341,6 +341,19 @@ def _lag(releases: int | None, seconds: int | None) -> Lag:
             parts.append(_duration(seconds))
         text = ", ".join(parts) or "?"
     return Lag(text, releases, seconds)
+
+
+def lag_now(state: dict[str, Any], served: Manifest | None) -> dict[str, Any]:
+    """The `behind` fields of state/mirror.json for the release served now (`pum status` asks after a
+    rollback or a failed run, when the last run's figures describe another release)."""
+    ours = CopiedFrom.of(served)
+    upper_serial = state.get("upper_serial")
+    if ours is None or not isinstance(upper_serial, int):
+        return {}
+    if ours.files == (state.get("validators") or {}).get("files"):
+        return asdict(_lag(0, 0))
+    releases = upper_serial - ours.serial if ours.upper == state.get("upper") else None
+    return asdict(_lag(releases, _seconds_between(ours.created, str(state.get("upper_created", "")))))
 
 
 def _duration(seconds: int) -> str:
