@@ -49,6 +49,20 @@ class FatMedium:
         return self.mount / "pum"
 
 
+def forge(bundle: Path, relpath: str, data: bytes) -> None:
+    """Rewrite a carried file, and the manifest and index with it, as a forger with no keys can."""
+    (bundle / "files" / relpath).write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    manifest = json.loads(gzip.decompress((bundle / "manifest.json.gz").read_bytes()))
+    manifest["files"][relpath].update(size=len(data), sha256=sha)
+    raw = gzip.compress((json.dumps(manifest, sort_keys=True, indent=1) + "\n").encode())
+    (bundle / "manifest.json.gz").write_bytes(raw)
+    index = json.loads((bundle / "pum-bundle.json").read_text())
+    index["files"][relpath] = {"size": len(data), "sha256": sha}
+    index["manifest"] = {"size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+    (bundle / "pum-bundle.json").write_text(json.dumps(index))
+
+
 def export(pum, main: Tier, dest: Path, *args: str):
     result = pum("--config", main.conf, "export", dest, *args)
     assert result.code == 0, result
@@ -182,8 +196,6 @@ def test_a_bundle_whose_cdiff_is_re_signed_garbage_is_refused_by_its_signature(
 ):
     """A bundle made by hand (index and manifest agreeing on a forged cdiff) is still refused: each VDF
     file is checked against its own signature, not only against the bundle's checksums."""
-    import hashlib
-
     upstream_tree.publish(3)
     assert pum("--config", main.conf, "run").code == 0
     served_before = main.serial()
@@ -193,18 +205,8 @@ def test_a_bundle_whose_cdiff_is_re_signed_garbage_is_refused_by_its_signature(
     assert pum("--config", main.conf, "run").code == 0
     day = tmp_path / "day"
     export(pum, main, day, "--since", str(served_before))
-    forged = (day / "files" / "test-4.cdiff").read_bytes().replace(b"ClamAV-Diff", b"ClamAV-Diff", 1)[:-40]
-    forged += b"0" * 40
-    (day / "files" / "test-4.cdiff").write_bytes(forged)
-    sha = hashlib.sha256(forged).hexdigest()
-    manifest = json.loads(gzip.decompress((day / "manifest.json.gz").read_bytes()))
-    manifest["files"]["test-4.cdiff"].update(size=len(forged), sha256=sha)
-    raw = gzip.compress((json.dumps(manifest, sort_keys=True, indent=1) + "\n").encode())
-    (day / "manifest.json.gz").write_bytes(raw)
-    index = json.loads((day / "pum-bundle.json").read_text())
-    index["files"]["test-4.cdiff"] = {"size": len(forged), "sha256": sha}
-    index["manifest"] = {"size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
-    (day / "pum-bundle.json").write_text(json.dumps(index))
+    cdiff = (day / "files" / "test-4.cdiff").read_bytes()
+    forge(day, "test-4.cdiff", cdiff[:-40] + b"0" * 40)
     result = pum("--config", closed.conf, "import", "--bundle", day)
     assert result.code == 5, result
     assert "test-4.cdiff: refused" in result.err
@@ -254,18 +256,7 @@ def test_a_signed_main_reaches_hosts_across_the_gap_and_a_forged_bundle_is_refus
     assert pum("--config", main.conf, "run").code == 0
     day = tmp_path / "day"
     export(pum, main, day, "--since", str(first))
-    dns = day / "files" / "dns.txt"
-    forged = dns.read_bytes().replace(b"\n", b"\n\n")
-    dns.write_bytes(forged)
-    sha = hashlib.sha256(forged).hexdigest()
-    manifest = json.loads(gzip.decompress((day / "manifest.json.gz").read_bytes()))
-    manifest["files"]["dns.txt"].update(size=len(forged), sha256=sha)
-    raw = gzip.compress((json.dumps(manifest, sort_keys=True, indent=1) + "\n").encode())
-    (day / "manifest.json.gz").write_bytes(raw)
-    index = json.loads((day / "pum-bundle.json").read_text())
-    index["files"]["dns.txt"] = {"size": len(forged), "sha256": sha}
-    index["manifest"] = {"size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
-    (day / "pum-bundle.json").write_text(json.dumps(index))
+    forge(day, "dns.txt", (day / "files" / "dns.txt").read_bytes().replace(b"\n", b"\n\n"))
     held = closed.serial()
     refused = pum("--config", closed.conf, "import", "--bundle", day)
     assert refused.code == ExitStatus.VERIFY, refused

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import FormatError
 from .productlist import safe_relative_path
+from .strict_json import load_strict_json
 
 GENERATION = 1
 INDEX_NAME = "pum-bundle.json"
@@ -104,15 +105,6 @@ def _serial(value: object, what: str) -> int:
     return value
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise FormatError(f"key {key!r} appears twice in one object")
-        result[key] = value
-    return result
-
-
 def _carried(value: object, what: str) -> Carried:
     if not isinstance(value, dict) or set(value) != {"size", "sha256"}:
         raise FormatError(f"{what} must be {{size, sha256}}, got {value!r}")
@@ -124,16 +116,7 @@ def _carried(value: object, what: str) -> Carried:
 
 def parse_bundle_index(raw: bytes) -> BundleIndex:
     """Parse and validate `pum-bundle.json`; a FormatError says what is wrong."""
-    try:
-        document = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except UnicodeDecodeError as error:
-        raise FormatError(f"bundle index is not UTF-8: {error}") from None
-    except RecursionError:
-        raise FormatError("bundle index: JSON nested too deeply") from None
-    except ValueError as error:
-        if isinstance(error, FormatError):
-            raise FormatError(f"bundle index: {error}") from None
-        raise FormatError(f"bundle index is not JSON: {error}") from None
+    document = load_strict_json(raw, "bundle index")
     if not isinstance(document, dict) or document.get("kind") != KIND:
         raise FormatError(f"not a PUM bundle index (kind {KIND!r} expected)")
     generation = document.get("generation")

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
 
 from . import FormatError
 from .productlist import safe_relative_path
+from .strict_json import load_strict_json
 
 # The layout generation this code reads and writes. Keys it does not know are ignored (a newer PUM may
 # add some); a change an older PUM must not misread bumps the generation instead.
@@ -106,16 +106,6 @@ class Manifest:
         return (json.dumps(document, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # json.loads keeps the last of two equal keys; two records for one path must not pass unnoticed.
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise FormatError(f"manifest: key {key!r} appears twice in one object")
-        result[key] = value
-    return result
-
-
 def _file_record(path: str, value: object) -> FileRecord:
     if not isinstance(value, dict):
         raise FormatError(f"manifest: files[{path!r}] must be an object, got {value!r}")
@@ -134,17 +124,7 @@ def _file_record(path: str, value: object) -> FileRecord:
 
 def parse_manifest(raw: bytes) -> Manifest:
     """Parse and validate `.pum/manifest.json` (UTF-8 JSON, as `Manifest.to_json` writes it)."""
-    try:
-        document = json.loads(raw.decode("utf-8"), object_pairs_hook=_object_without_duplicates)
-    except UnicodeDecodeError as error:
-        raise FormatError(f"manifest is not UTF-8: {error}") from None
-    except RecursionError:
-        raise FormatError("manifest: JSON nested too deeply") from None
-    except ValueError as error:
-        # FormatError is a ValueError too: keep the duplicate-key message as it is.
-        if isinstance(error, FormatError):
-            raise
-        raise FormatError(f"manifest is not JSON: {error}") from None
+    document = load_strict_json(raw, "manifest")
     if not isinstance(document, dict):
         raise FormatError(f"manifest: expected a JSON object, got {type(document).__name__}")
     generation = _check_int(document.get("generation", GENERATION), "manifest: generation")
