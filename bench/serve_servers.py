@@ -20,6 +20,8 @@ from pum.deploy.web import write_web_config
 
 _LAUNCH = """
 import json, sys
+if sys.argv[2:] == ["asyncio"]:
+    sys.modules["uvloop"] = None  # as where uvloop does not install
 from pathlib import Path
 from pum.config import Config
 from pum.serve import run_server
@@ -100,7 +102,7 @@ class Server:
         self._output.close()
 
 
-def start_pum(docroot: Path, workdir: Path, workers: int, cpus: str | None) -> Server:
+def start_pum(docroot: Path, workdir: Path, workers: int, cpus: str | None, loop: str = "") -> Server:
     port = free_port()
     config = {
         "docroot": str(docroot),
@@ -109,7 +111,13 @@ def start_pum(docroot: Path, workdir: Path, workers: int, cpus: str | None) -> S
         "workers": workers,
         "access_log": str(workdir / "access.log"),
     }
-    return Server("pum serve", workdir, [sys.executable, "-c", _LAUNCH, json.dumps(config)], port, cpus)
+    name = "pum asyncio" if loop else "pum serve"
+    return Server(name, workdir, [sys.executable, "-c", _LAUNCH, json.dumps(config), loop], port, cpus)
+
+
+def start_pum_asyncio(docroot: Path, workdir: Path, workers: int, cpus: str | None) -> Server:
+    """`pum serve` on asyncio's own loop, as where uvloop (the `fast` extra) does not install."""
+    return start_pum(docroot, workdir, workers, cpus, "asyncio")
 
 
 def _web_config(server: str, docroot: Path, workdir: Path, port: int) -> Path:
@@ -189,4 +197,9 @@ def _has_user(name: str) -> bool:
         return False
 
 
-STARTERS = {"pum serve": start_pum, "nginx": start_nginx, "apache": start_apache}
+STARTERS = {
+    "pum serve": start_pum,
+    "pum asyncio": start_pum_asyncio,
+    "nginx": start_nginx,
+    "apache": start_apache,
+}

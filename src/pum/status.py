@@ -164,11 +164,13 @@ def refresh_status_files(config: Config) -> str | None:
 
 def write_status_files(config: Config) -> None:
     """The page, its JSON and the status part of /metrics as files, each replaced whole, for a web server
-    that is not `pum serve` (which renders them per request, with its request counters)."""
+    that is not `pum serve` (which renders them per request, with its request counters, and shows
+    paths to this host only)."""
     from pum.serve.metrics import render_metrics
     from pum.serve.status_page import render_html
 
-    document = collect_status(config)
+    # the web server shows them to the status_allow networks too: no filesystem paths in them
+    document = without_paths(collect_status(config))
     target = status_dir(config)
     target.mkdir(parents=True, exist_ok=True)
     target.chmod(0o755)

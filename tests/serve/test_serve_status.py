@@ -161,6 +161,7 @@ def test_the_files_for_apache_and_nginx_render_the_same_document(tree):
     assert "<td>test</td><td>6</td>" in (folder / "status.html").read_text()
     metrics = (folder / "metrics").read_text()
     assert 'pum_database_version{db="test"} 6.0' in metrics and "pum_http_requests" not in metrics
+    assert str(tree.base) not in (folder / "status.json").read_text()  # others read them too
 
 
 def test_a_sub_pums_lag_is_computed_for_the_release_served_now(tree):

@@ -723,12 +723,14 @@ class Acceptor:
         try:
             data = conn.recv(RECEIVE_SIZE)
         except (BlockingIOError, InterruptedError):
-            data = b""
+            data = None  # nothing yet (the deferral ran out): the connection waits for its head
         except OSError:
+            data = b""
+        if data == b"":  # gone already
             conn.close()
             return
-        if not data:
-            pass  # nothing yet (the deferral ran out): the connection waits for its head
+        if data is None:
+            data = b""
         elif data.endswith(b"\r\n\r\n") and data.find(b"\r\n\r\n") == len(data) - 4 and not site.stopping:
             try:
                 request: Request | None = parse_request_head(data[:-4])
