@@ -262,3 +262,23 @@ def test_a_signed_main_reaches_hosts_across_the_gap_and_a_forged_bundle_is_refus
     assert refused.code == ExitStatus.VERIFY, refused
     assert "dns.txt: manifest sha256" in refused.err and "differs from the signed" in refused.err
     assert closed.serial() == held
+
+
+def test_the_closed_side_shows_its_last_bundle_on_the_page_and_in_metrics(
+    upstream_tree, main, closed, pum, tmp_path
+):
+    from pum.serve.metrics import render_metrics
+    from pum.serve.status_page import render_html
+    from pum.status import collect_status
+
+    upstream_tree.publish(3)
+    assert pum("--config", main.conf, "run").code == 0
+    export(pum, main, tmp_path / "full", "--full")
+    assert pum("--config", closed.conf, "import", "--bundle", tmp_path / "full").code == 0
+    from pum.config import load_config
+
+    document = collect_status(load_config(str(closed.conf)))
+    assert "last bundle</th><td>release " in render_html(document)
+    metrics = render_metrics(None, lambda: document).decode()
+    assert f"pum_bundle_release {float(main.serial())}" in metrics
+    assert "pum_bundle_imported_timestamp_seconds" in metrics

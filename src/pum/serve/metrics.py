@@ -134,7 +134,34 @@ class _Collector:
                     "How long the last pum run took",
                     value=last["duration_seconds"],
                 )
+        yield from self._bundle()
         yield from fleet_metrics(self.status.get("fleet"), time.time())
+
+    def _bundle(self) -> Iterator[Metric]:
+        """A closed network's PUM: the last bundle it took (alert when it gets old)."""
+        mirror = self.status.get("mirror") or {}
+        bundle = mirror.get("bundle")
+        if not isinstance(bundle, dict):
+            return
+        if isinstance(bundle.get("to_serial"), int):
+            yield GaugeMetricFamily(
+                "pum_bundle_release", "The main's release the last bundle brought", value=bundle["to_serial"]
+            )
+        for name, key, what in (
+            (
+                "pum_bundle_exported_timestamp_seconds",
+                bundle.get("exported"),
+                "When the last bundle was made",
+            ),
+            (
+                "pum_bundle_imported_timestamp_seconds",
+                mirror.get("checked"),
+                "When the last bundle was taken",
+            ),
+        ):
+            seconds = iso_to_epoch(key)
+            if seconds is not None:
+                yield GaugeMetricFamily(name, what, value=seconds)
 
 
 def render_metrics(board: Board | None, status_provider: StatusProvider) -> bytes:

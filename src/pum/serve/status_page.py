@@ -55,7 +55,15 @@ def render_html(document: dict[str, Any]) -> str:
         )
     mirror = document.get("mirror")
     mirror_row = ""
-    if mirror:
+    bundle = mirror.get("bundle") if mirror else None
+    if mirror and isinstance(bundle, dict):
+        mirror_row = (
+            f"<tr><th>last bundle</th><td>release {e(str(bundle.get('to_serial')))} of "
+            f"{e(str(mirror.get('upper')))}, exported {e(_when(bundle.get('exported')))}, imported "
+            f"{e(_when(mirror.get('checked')))}; the next one: pum export --since "
+            f"{e(str(bundle.get('to_serial')))}</td></tr>\n"
+        )
+    elif mirror:
         mirror_row = (
             f"<tr><th>upper server</th><td>{e(str(mirror.get('upper')))} serial "
             f"{e(str(mirror.get('upper_serial')))}, behind by {e(str(mirror.get('behind', '?')))}"
