@@ -254,3 +254,19 @@ def test_interrupted_copy_is_resumed_from_the_download_area(tmp_path, sub, stati
     ranges = [r.headers.get("Range") for r in upper.requests if r.path == "/big.bin"]
     assert ranges == [None, "bytes=100000-"]
     assert (copy.docroot / "big.bin").read_bytes() == (upper_root / "big.bin").read_bytes()
+
+
+def test_manifest_naming_a_file_that_is_also_a_directory_is_refused_as_a_bad_manifest(
+    tmp_path, sub, static, pum
+):
+    # "a" and "a/b" cannot both be files: refused as a bad manifest, never "File exists" halfway through
+    upper_root = tmp_path / "upper"
+    (upper_root / ".pum").mkdir(parents=True)
+    record = {"size": 1, "sha256": "a" * 64, "mtime": 1756690325}
+    manifest = {"serial": 1, "created": "2025-09-01T03:32:05Z", "files": {"a": record, "a/b": record}}
+    (upper_root / ".pum" / "manifest.json").write_text(json.dumps(manifest))
+    copy = sub("sub", static(upper_root).address)
+    result = pum("--config", copy.conf, "run")
+    assert result.code == ExitStatus.VERIFY, result
+    assert "not a PUM release manifest: manifest: path 'a' is a file and also the directory of 'a/b'" in result.err
+    assert not copy.docroot.exists()
