@@ -108,7 +108,7 @@ def run(ctx: Context, allow_downgrade: bool) -> None:
     from pum.progress import download_progress
     from pum.run import run_once
 
-    with ctx.run_log() as log, download_progress() as progress:
+    with ctx.run_log() as log, download_progress(log=log) as progress:
         outcome = run_once(ctx.config, log, progress, allow_downgrade=allow_downgrade)
     if ctx.verbose or sys.stdout.isatty():
         click.echo(f"release {outcome.published} published" if outcome.published else "no new release")
