@@ -136,6 +136,21 @@ def config_check(ctx: Context) -> None:
     """Load pum.conf and report the first problem, with its line."""
     config = ctx.config
     click.echo(f"{config.path}: OK (mode={config.mode}, servers={','.join(map(str, config.update_servers))})")
+    encoding = config_encoding(config.path)
+    if encoding != "utf-8":
+        click.echo(f"{config.path}: read as {encoding}, not plain UTF-8; saving it as UTF-8 is safer")
+
+
+def config_encoding(path: Path | None) -> str:
+    """How config loading read pum.conf: "utf-8", "utf-8 with BOM" or "cp932" (the neutral layer's
+    `read_config_file` tells; without it pum.conf is read as UTF-8 only)."""
+    try:
+        from pum.common.conffile import read_config_file  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return "utf-8"
+    if path is None:
+        return "utf-8"
+    return str(read_config_file(path).encoding)
 
 
 @cli.command()
