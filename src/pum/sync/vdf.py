@@ -269,6 +269,8 @@ def write_version_file(ctx: SyncContext, upstream: UpstreamVersions) -> None:
             bytecode=0,
         )
 
+    record = _not_older_than_served(ctx, record)
+
     def version_of(db: str, recorded: int) -> int:
         version = served.get(db)
         return version if version is not None else recorded
@@ -284,3 +286,22 @@ def write_version_file(ctx: SyncContext, upstream: UpstreamVersions) -> None:
     if staging.has(VERSION_FILE) and previous.read_text() == text:
         return
     staging.write_bytes(VERSION_FILE, text.encode(), mtime=record.time)
+
+
+def _not_older_than_served(ctx: SyncContext, record: VersionRecord) -> VersionRecord:
+    """Upstream going backwards (a mirror restored from an old copy, a stale node behind a balancer) must
+    not publish a dns.txt older than the one served: freshclam takes a record time going back for a
+    stale mirror. Ours stays unless the operator asked for the downgrade."""
+    current_dir = ctx.staging.current_dir
+    if current_dir is None or ctx.allow_downgrade:
+        return record
+    try:
+        served = parse_version_record((current_dir / VERSION_FILE).read_text("ascii", errors="replace"))
+    except (OSError, FormatError):
+        return record
+    if record.time >= served.time:
+        return record
+    ctx.log.line(
+        f"{VERSION_FILE}: upstream's record time {record.time} is older than ours {served.time}, keeping ours"
+    )
+    return served
