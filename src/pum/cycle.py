@@ -70,6 +70,8 @@ def run_cycle(
         try:
             if _held(store, log, build, "nothing fetched"):
                 return CycleOutcome(None, 0, 0)
+            for serial in store.collect_unserved():
+                log.line(f"remove release {serial}: built by an earlier run but never served")
             staging = store.begin()
             ctx = SyncContext(config, log, store, staging, progress, allow_downgrade=allow_downgrade)
             try:

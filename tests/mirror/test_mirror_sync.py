@@ -268,5 +268,6 @@ def test_manifest_naming_a_file_that_is_also_a_directory_is_refused_as_a_bad_man
     copy = sub("sub", static(upper_root).address)
     result = pum("--config", copy.conf, "run")
     assert result.code == ExitStatus.VERIFY, result
-    assert "not a PUM release manifest: manifest: path 'a' is a file and also the directory of 'a/b'" in result.err
+    problem = "path 'a' is a file and also the directory of 'a/b'"
+    assert f"not a PUM release manifest: manifest: {problem}" in result.err
     assert not copy.docroot.exists()

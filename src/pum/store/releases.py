@@ -207,8 +207,13 @@ class Store:
         _fsync_tree(staging.dir, [*staging.fresh, meta / "manifest.json"])
         final = self.releases / str(serial)
         os.rename(staging.dir, final)
-        _fsync_dir(self.releases)
-        self._switch_docroot(final)
+        try:
+            _fsync_dir(self.releases)
+            self._switch_docroot(final)
+        except BaseException:
+            # never served: gone again, so that each failed retry does not leave one more release behind
+            shutil.rmtree(final, ignore_errors=True)
+            raise
         self.published = serial
         self._remember_manifest(serial, manifest.to_json())
         return serial
@@ -239,20 +244,44 @@ class Store:
 
     def _switch_docroot_to(self, target: Path) -> None:
         docroot = self.docroot
-        docroot.parent.mkdir(parents=True, exist_ok=True)
-        if docroot.is_dir() and not docroot.is_symlink():
-            docroot.rmdir()  # the empty directory _check_docroot_is_ours allowed
         link = docroot.with_name(f".{docroot.name}.pum-new")
-        link.unlink(missing_ok=True)
-        os.symlink(target.resolve(), link)
-        os.replace(link, docroot)
-        _fsync_dir(docroot.parent)
+        try:
+            docroot.parent.mkdir(parents=True, exist_ok=True)
+            if docroot.is_dir() and not docroot.is_symlink():
+                docroot.rmdir()  # the empty directory _check_docroot_is_ours allowed
+            link.unlink(missing_ok=True)
+            os.symlink(target.resolve(), link)
+            os.replace(link, docroot)
+            _fsync_dir(docroot.parent)
+        except OSError as error:
+            # os.symlink names the release as its first file, though the directory refusing is the docroot's
+            raise StoreError(
+                f"{docroot.parent}: {error.strerror or error}: cannot switch the docroot symlink "
+                f"{docroot.name} to release {target.name} there; "
+                f"the user running pum must be able to write {docroot.parent}"
+            ) from error
 
     def switch_to(self, serial: int) -> None:
         target = self.releases / str(serial)
         if not (target / MANIFEST_PATH).exists():
             raise StoreError(f"release {serial} does not exist in {self.releases}")
         self._switch_docroot(target)
+
+    def collect_unserved(self) -> list[int]:
+        """Remove releases newer than the served one that were never served (a run killed or failed between
+        building and switching). Releases a rollback left newer than the served one were served: their
+        manifests are in history/ (written once a release is served), so they stay for `prune`."""
+        current = self.current_dir()
+        served = int(current.name) if current is not None and current.name.isdigit() else 0
+        unserved = [
+            serial
+            for serial in self.serials()
+            if serial > served and not (self.history / f"{serial}.json").exists()
+        ]
+        with CRITICAL.entered():
+            for serial in unserved:
+                shutil.rmtree(self.releases / str(serial))
+        return unserved
 
     def prune(self) -> list[int]:
         """Keep the newest `keep_releases` and whatever is served; drop the rest."""
@@ -272,6 +301,10 @@ class Store:
         previous = self.previous_serial()
         if previous is None:
             raise StoreError(f"no earlier release to roll back to in {self.releases}")
+        current = self.current_dir()
+        if current is not None and current.name.isdigit():
+            # the release left behind stays a served one (history/), never collected as unserved
+            self._remember_manifest(int(current.name), (current / MANIFEST_PATH).read_bytes())
         with CRITICAL.entered():
             self.switch_to(previous)
             self.hold(f"rolled back to release {previous}")
