@@ -98,7 +98,7 @@ def run_cycle(
             )
             return CycleOutcome(published, ctx.requests, ctx.bytes_received)
         except (PumError, OSError) as caught:
-            error = caught if isinstance(caught, PumError) else disk_error(caught)
+            error = caught if isinstance(caught, PumError) else disk_error(caught, config.data_dir)
             log.error(str(error))
             log.line(_what_is_served(store))
             _record_failure(store, log, started, str(error), ctx.upstream_in_use if ctx else None)
@@ -119,7 +119,7 @@ def rollback_cycle(config: Config, log: RunLog) -> int:
         try:
             serial = store.rollback()
         except (PumError, OSError) as caught:
-            error = caught if isinstance(caught, PumError) else disk_error(caught)
+            error = caught if isinstance(caught, PumError) else disk_error(caught, config.data_dir)
             log.error(str(error))
             if error is caught:
                 raise
@@ -146,9 +146,10 @@ def _what_is_served(store: Store) -> str:
     return "the last good release stays served"
 
 
-def disk_error(error: OSError) -> StoreError:
-    """An OSError (a full disk, a permission) as one line naming the file and what to do."""
-    where = f"{error.filename}: " if error.filename else ""
+def disk_error(error: OSError, data_dir: Path) -> StoreError:
+    """An OSError (a full disk, a permission) as one line naming the file and what to do. A failed write(2)
+    names no file: every file a cycle writes is under `data_dir`, so that is named instead."""
+    where = f"{error.filename or data_dir}: "
     hint = "; free some space and run again" if error.errno == errno.ENOSPC else ""
     return StoreError(f"{where}{error.strerror or error}{hint}")
 
