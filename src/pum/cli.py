@@ -189,13 +189,27 @@ def unhold(ctx: Context) -> None:
 @click.option("--no-signatures", is_flag=True, help="Check sizes and sha256 only.")
 @pass_context
 def verify(ctx: Context, no_signatures: bool) -> None:
-    """Re-check every served file against the release manifest and its signature."""
-    from pum.verify import verify_served
+    """Re-check every file of every kept release against its manifest (and the served one's signatures)."""
+    from pum.verify import kept_outcome, verify_kept
 
-    report = verify_served(ctx.config, signatures=not no_signatures)
-    for problem in report.problems:
-        click.echo(problem)
-    click.echo(report.outcome())
+    reports = verify_kept(ctx.config, signatures=not no_signatures)
+    for report in reports:
+        for problem in report.problems:
+            click.echo(f"release {report.serial}: {problem}")
+    click.echo(kept_outcome(reports))
+
+
+@cli.command()
+@pass_context
+def repair(ctx: Context) -> None:
+    """Put every kept release back to its manifest; move files written by hand aside (for 'pum import')."""
+    from pum.repair import repair as repair_releases
+
+    with ctx.run_log() as log:
+        outcome = repair_releases(ctx.config, log)
+    click.echo("\n".join(outcome.lines))
+    if outcome.published:
+        click.echo(f"release {outcome.published} published")
 
 
 @cli.command()

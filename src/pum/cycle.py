@@ -42,6 +42,8 @@ class Build:
     title: str | None = None  # a run-log line after the header (`import <source>`)
     content = "products"  # the word of "release new <content>" when no VDF file changed
     refuse_when_held = False  # True: a hold is an error (`pum import`); False: the run just stops
+    repairs = False  # True: `pum repair`, which builds on a served release changed behind PUM's back
+    republish: str | None = None  # a run-log line: publish even when no path changed (`pum repair`)
 
     def fill(self, ctx: SyncContext) -> None:
         raise NotImplementedError
@@ -72,7 +74,7 @@ def run_cycle(
                 return CycleOutcome(None, 0, 0)
             for serial in store.collect_unserved():
                 log.line(f"remove release {serial}: built by an earlier run but never served")
-            staging = store.begin()
+            staging = store.begin(repairing=build.repairs)
             ctx = SyncContext(config, log, store, staging, progress, allow_downgrade=allow_downgrade)
             try:
                 build.fill(ctx)
@@ -175,10 +177,12 @@ def publish_staged(config: Config, store: Store, staging: Staging, log: RunLog, 
 
     changed = staging.changed_paths()
     resign = resign_reason(config, staging.current_dir)
-    if not changed and not resign:
+    if not changed and not resign and not build.republish:
         log.line("no update")
         return None
-    if not changed:
+    if not changed and build.republish:
+        log.line(build.republish)
+    elif not changed:
         log.line(f"sign the served files again: {resign}")
     validate(config, staging.dir, log)
     if _held(store, log, build, "nothing published"):
