@@ -134,13 +134,13 @@ def repair(config: Config, log: RunLog) -> RepairOutcome:
             return RepairOutcome(["every kept release matches its manifest: nothing to repair"])
         current = store.current_dir()
         served = next((d for d in damage if current is not None and d.directory == current), None)
-        if served is not None and not served.changed:
-            served = None  # only strays there: moved aside below, no new release needed
         if served is not None and served.manifest is None:
             raise StoreError(
                 f"{served.directory}/{MANIFEST_PATH}: the served release's manifest is unreadable, so "
                 "pum repair cannot tell its files; 'pum rollback' serves the release before it"
             )
+        if served is not None and not served.changed:
+            served = None  # only strays there: moved aside below, no new release needed
         if served is not None and held:
             raise StoreError(
                 f"publishing is held: {held}; pum repair publishes a clean release: 'pum unhold' first, "
@@ -168,7 +168,7 @@ class _RepairBuild(SourcesBuild):
     title = "repair"
     content = "repaired files"
     repairs = True
-    republish = "publish the served files again, each from an intact copy (pum repair)"
+    republish: str | None = "publish the served files again, each from an intact copy (pum repair)"
 
     def __init__(
         self, config: Config, damage: list[Damage], copies: IntactCopies, strays_dir: Path, lines: list[str]
@@ -181,9 +181,15 @@ class _RepairBuild(SourcesBuild):
         current = staging.current
         assert current is not None  # the served release is what is repaired
         copies = self.copies
+        # again under this cycle's lock (each inode is read once): a run may have published meanwhile
+        self.damage = find_damage(ctx.store, copies.digests, copies)
         copies.add_tree(ctx.store.downloads, dict(current.files))
         copies.add_tree(ctx.config.data_dir / "local", dict(current.files))
-        served = next(d for d in self.damage if d.serial == current.serial)
+        served = next((d for d in self.damage if d.serial == current.serial), None)
+        if served is None or not served.changed:
+            self.republish = None  # the served release is whole now: a normal cycle
+            super().fill(ctx)
+            return
         fetch_again = []
         for relpath in served.changed:
             intact = copies.find(current.files[relpath])
@@ -200,9 +206,8 @@ class _RepairBuild(SourcesBuild):
         if fetch_again:
             # the sources see these paths as not held: the mode's own rules fetch and verify them again
             files = {p: r for p, r in current.files.items() if p not in fetch_again}
-            staging.current = Manifest(
-                current.serial, current.created, files, current.generation, current.source
-            )
+            # no `source` either: a sub-PUM then asks its upper for the whole manifest, not "changed since"
+            staging.current = Manifest(current.serial, current.created, files, current.generation)
             for source in self.sources:
                 if isinstance(source, VdfSource):
                     source.refetch = frozenset(fetch_again)

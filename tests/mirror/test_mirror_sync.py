@@ -271,3 +271,27 @@ def test_manifest_naming_a_file_that_is_also_a_directory_is_refused_as_a_bad_man
     problem = "path 'a' is a file and also the directory of 'a/b'"
     assert f"not a PUM release manifest: manifest: {problem}" in result.err
     assert not copy.docroot.exists()
+
+
+def test_repair_on_a_sub_copies_a_file_changed_in_place_from_the_upper_again(
+    upstream_tree, main, sub, static, pum
+):
+    upstream_tree.publish(3)
+    assert pum("--config", main.conf, "run").code == 0
+    upper = static(main)
+    copy = sub("sub", upper.address)
+    assert pum("--config", copy.conf, "run").code == 0
+    upstream_tree.publish(4)
+    assert pum("--config", main.conf, "run").code == 0
+    assert pum("--config", copy.conf, "run").code == 0
+    changed = copy.docroot / "test-3.cdiff"
+    changed.chmod(0o644)
+    with open(changed, "r+b") as stream:  # in place: the sub's older release holds the same inode
+        stream.write(b"tampered")
+    upper.clear()
+    result = pum("--config", copy.conf, "repair")
+    assert result.code == 0, result
+    assert "/test-3.cdiff" in upper.paths()
+    assert copy.files() == main.files()
+    assert (copy.docroot / "test-3.cdiff").read_bytes() == (main.docroot / "test-3.cdiff").read_bytes()
+    assert pum("--config", copy.conf, "verify").code == 0
