@@ -203,14 +203,18 @@ class _RepairBuild(SourcesBuild):
                 )
             ctx.log.line(line)
             self.lines.append(line)
-        if fetch_again:
-            # the sources see these paths as not held: the mode's own rules fetch and verify them again
-            files = {p: r for p, r in current.files.items() if p not in fetch_again}
-            # no `source` either: a sub-PUM then asks its upper for the whole manifest, not "changed since"
-            staging.current = Manifest(current.serial, current.created, files, current.generation)
-            for source in self.sources:
-                if isinstance(source, VdfSource):
-                    source.refetch = frozenset(fetch_again)
+        if not fetch_again:
+            # every changed file has an intact copy here: the served release again, no upstream needed
+            staging.start_from_current()
+            staging.source = current.source
+            return
+        # the sources see these paths as not held: the mode's own rules fetch and verify them again
+        files = {p: r for p, r in current.files.items() if p not in fetch_again}
+        # no `source` either: a sub-PUM then asks its upper for the whole manifest, not "changed since"
+        staging.current = Manifest(current.serial, current.created, files, current.generation)
+        for source in self.sources:
+            if isinstance(source, VdfSource):
+                source.refetch = frozenset(fetch_again)
         super().fill(ctx)
 
     def published(self, ctx: SyncContext, serial: int | None) -> None:
