@@ -108,7 +108,7 @@ def run(ctx: Context, allow_downgrade: bool) -> None:
     from pum.progress import download_progress
     from pum.run import run_once
 
-    with ctx.run_log() as log, download_progress() as progress:
+    with ctx.run_log() as log, download_progress(log=log) as progress:
         outcome = run_once(ctx.config, log, progress, allow_downgrade=allow_downgrade)
     if ctx.verbose or sys.stdout.isatty():
         click.echo(f"release {outcome.published} published" if outcome.published else "no new release")
@@ -136,6 +136,21 @@ def config_check(ctx: Context) -> None:
     """Load pum.conf and report the first problem, with its line."""
     config = ctx.config
     click.echo(f"{config.path}: OK (mode={config.mode}, servers={','.join(map(str, config.update_servers))})")
+    encoding = config_encoding(config.path)
+    if encoding != "utf-8":
+        click.echo(f"{config.path}: read as {encoding}, not plain UTF-8; saving it as UTF-8 is safer")
+
+
+def config_encoding(path: Path | None) -> str:
+    """How config loading read pum.conf: "utf-8", "utf-8 with BOM" or "cp932" (the neutral layer's
+    `read_config_file` tells; without it pum.conf is read as UTF-8 only)."""
+    try:
+        from pum.common.conffile import read_config_file  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return "utf-8"
+    if path is None:
+        return "utf-8"
+    return str(read_config_file(path).encoding)
 
 
 @cli.command()
@@ -185,13 +200,27 @@ def unhold(ctx: Context) -> None:
 @click.option("--no-signatures", is_flag=True, help="Check sizes and sha256 only.")
 @pass_context
 def verify(ctx: Context, no_signatures: bool) -> None:
-    """Re-check every served file against the release manifest and its signature."""
-    from pum.verify import verify_served
+    """Re-check every file of every kept release against its manifest (and the served one's signatures)."""
+    from pum.verify import kept_outcome, verify_kept
 
-    report = verify_served(ctx.config, signatures=not no_signatures)
-    for problem in report.problems:
-        click.echo(problem)
-    click.echo(report.outcome())
+    reports = verify_kept(ctx.config, signatures=not no_signatures)
+    for report in reports:
+        for problem in report.problems:
+            click.echo(f"release {report.serial}: {problem}")
+    click.echo(kept_outcome(reports))
+
+
+@cli.command()
+@pass_context
+def repair(ctx: Context) -> None:
+    """Put every kept release back to its manifest; move files written by hand aside (for 'pum import')."""
+    from pum.repair import repair as repair_releases
+
+    with ctx.run_log() as log:
+        outcome = repair_releases(ctx.config, log)
+    click.echo("\n".join(outcome.lines))
+    if outcome.published:
+        click.echo(f"release {outcome.published} published")
 
 
 @cli.command()

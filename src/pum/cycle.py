@@ -42,6 +42,8 @@ class Build:
     title: str | None = None  # a run-log line after the header (`import <source>`)
     content = "products"  # the word of "release new <content>" when no VDF file changed
     refuse_when_held = False  # True: a hold is an error (`pum import`); False: the run just stops
+    repairs = False  # True: `pum repair`, which builds on a served release changed behind PUM's back
+    republish: str | None = None  # a run-log line: publish even when no path changed (`pum repair`)
 
     def fill(self, ctx: SyncContext) -> None:
         raise NotImplementedError
@@ -70,7 +72,9 @@ def run_cycle(
         try:
             if _held(store, log, build, "nothing fetched"):
                 return CycleOutcome(None, 0, 0)
-            staging = store.begin()
+            for serial in store.collect_unserved():
+                log.line(f"remove release {serial}: built by an earlier run but never served")
+            staging = store.begin(repairing=build.repairs)
             ctx = SyncContext(config, log, store, staging, progress, allow_downgrade=allow_downgrade)
             try:
                 build.fill(ctx)
@@ -96,7 +100,7 @@ def run_cycle(
             )
             return CycleOutcome(published, ctx.requests, ctx.bytes_received)
         except (PumError, OSError) as caught:
-            error = caught if isinstance(caught, PumError) else disk_error(caught)
+            error = caught if isinstance(caught, PumError) else disk_error(caught, config.data_dir)
             log.error(str(error))
             log.line(_what_is_served(store))
             _record_failure(store, log, started, str(error), ctx.upstream_in_use if ctx else None)
@@ -129,7 +133,7 @@ def rollback_cycle(config: Config, log: RunLog) -> int:
         try:
             serial = store.rollback()
         except (PumError, OSError) as caught:
-            error = caught if isinstance(caught, PumError) else disk_error(caught)
+            error = caught if isinstance(caught, PumError) else disk_error(caught, config.data_dir)
             log.error(str(error))
             if error is caught:
                 raise
@@ -157,9 +161,10 @@ def _what_is_served(store: Store) -> str:
     return "the last good release stays served"
 
 
-def disk_error(error: OSError) -> StoreError:
-    """An OSError (a full disk, a permission) as one line naming the file and what to do."""
-    where = f"{error.filename}: " if error.filename else ""
+def disk_error(error: OSError, data_dir: Path) -> StoreError:
+    """An OSError (a full disk, a permission) as one line naming the file and what to do. A failed write(2)
+    names no file: every file a cycle writes is under `data_dir`, so that is named instead."""
+    where = f"{error.filename or data_dir}: "
     hint = "; free some space and run again" if error.errno == errno.ENOSPC else ""
     return StoreError(f"{where}{error.strerror or error}{hint}")
 
@@ -185,10 +190,12 @@ def publish_staged(config: Config, store: Store, staging: Staging, log: RunLog, 
 
     changed = staging.changed_paths()
     resign = resign_reason(config, staging.current_dir)
-    if not changed and not resign:
+    if not changed and not resign and not build.republish:
         log.line("no update")
         return None
-    if not changed:
+    if not changed and build.republish:
+        log.line(build.republish)
+    elif not changed:
         log.line(f"sign the served files again: {resign}")
     validate(config, staging.dir, log)
     if _held(store, log, build, "nothing published"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -41,6 +43,7 @@ class RunLog:
     ) -> None:
         self.path = path
         self.echo = echo
+        self._echo_line: Callable[[str], None] | None = None  # while live progress bars own the terminal
         self._file: TextIO | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,8 +62,23 @@ class RunLog:
     def line(self, text: str) -> None:
         if self._file is not None:
             self._file.write(text + "\n")
-        if self.echo is not None:
+        if self.echo is None:
+            return
+        if self._echo_line is not None:
+            self._echo_line(text)
+        else:
             print(text, file=self.echo, flush=True)
+
+    @contextmanager
+    def echo_through(self, echo_line: Callable[[str], None]) -> Iterator[None]:
+        """Echo lines through `echo_line` meanwhile: the console of live progress bars, which prints them
+        above the bars (a plain write to the terminal would land inside a bar and be erased by its next
+        refresh)."""
+        self._echo_line = echo_line
+        try:
+            yield
+        finally:
+            self._echo_line = None
 
     def error(self, text: str) -> None:
         self.line(f"ERROR: {text}")

@@ -146,6 +146,14 @@ def test_manifest_cannot_be_built_with_a_source_json_could_not_write() -> None:
         Manifest(serial=1, created="2025-09-01T03:32:05Z", files={}, source="\udcff")
 
 
+def test_manifest_naming_a_file_that_is_also_a_directory_is_refused() -> None:
+    raw = MANIFEST_JSON.replace(b'"ibm/power/PSHB06.lst"', b'"test.cvd/PSHB06.lst"')
+    with pytest.raises(
+        FormatError, match="path 'test.cvd' is a file and also the directory of 'test.cvd/PSHB06.lst'"
+    ):
+        parse_manifest(raw)
+
+
 def test_file_record_cannot_be_built_with_a_bad_sha256() -> None:
     with pytest.raises(FormatError, match="64 lowercase hex"):
         FileRecord(size=1, sha256="x", mtime=1)
@@ -166,10 +174,14 @@ _RECORD = st.builds(
 _CREATED = st.datetimes(timezones=st.none()).map(lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
+def _no_file_is_a_directory(files: dict[str, FileRecord]) -> bool:
+    return not any(other.startswith(path + "/") for path in files for other in files)
+
+
 @given(
     serial=st.integers(min_value=0, max_value=2**63),
     created=_CREATED.filter(lambda text: len(text) == 20),
-    files=st.dictionaries(_PATH, _RECORD, max_size=8),
+    files=st.dictionaries(_PATH, _RECORD, max_size=8).filter(_no_file_is_a_directory),
     source=st.text(alphabet=st.characters(exclude_categories=["Cs"])),
 )
 def test_any_manifest_round_trips_through_json(

@@ -254,3 +254,44 @@ def test_interrupted_copy_is_resumed_from_the_download_area(tmp_path, sub, stati
     ranges = [r.headers.get("Range") for r in upper.requests if r.path == "/big.bin"]
     assert ranges == [None, "bytes=100000-"]
     assert (copy.docroot / "big.bin").read_bytes() == (upper_root / "big.bin").read_bytes()
+
+
+def test_manifest_naming_a_file_that_is_also_a_directory_is_refused_as_a_bad_manifest(
+    tmp_path, sub, static, pum
+):
+    # "a" and "a/b" cannot both be files: refused as a bad manifest, never "File exists" halfway through
+    upper_root = tmp_path / "upper"
+    (upper_root / ".pum").mkdir(parents=True)
+    record = {"size": 1, "sha256": "a" * 64, "mtime": 1756690325}
+    manifest = {"serial": 1, "created": "2025-09-01T03:32:05Z", "files": {"a": record, "a/b": record}}
+    (upper_root / ".pum" / "manifest.json").write_text(json.dumps(manifest))
+    copy = sub("sub", static(upper_root).address)
+    result = pum("--config", copy.conf, "run")
+    assert result.code == ExitStatus.VERIFY, result
+    problem = "path 'a' is a file and also the directory of 'a/b'"
+    assert f"not a PUM release manifest: manifest: {problem}" in result.err
+    assert not copy.docroot.exists()
+
+
+def test_repair_on_a_sub_copies_a_file_changed_in_place_from_the_upper_again(
+    upstream_tree, main, sub, static, pum
+):
+    upstream_tree.publish(3)
+    assert pum("--config", main.conf, "run").code == 0
+    upper = static(main)
+    copy = sub("sub", upper.address)
+    assert pum("--config", copy.conf, "run").code == 0
+    upstream_tree.publish(4)
+    assert pum("--config", main.conf, "run").code == 0
+    assert pum("--config", copy.conf, "run").code == 0
+    changed = copy.docroot / "test-3.cdiff"
+    changed.chmod(0o644)
+    with open(changed, "r+b") as stream:  # in place: the sub's older release holds the same inode
+        stream.write(b"tampered")
+    upper.clear()
+    result = pum("--config", copy.conf, "repair")
+    assert result.code == 0, result
+    assert "/test-3.cdiff" in upper.paths()
+    assert copy.files() == main.files()
+    assert (copy.docroot / "test-3.cdiff").read_bytes() == (main.docroot / "test-3.cdiff").read_bytes()
+    assert pum("--config", copy.conf, "verify").code == 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from pum import __version__
 from pum.errors import ExitStatus
 
@@ -38,3 +40,29 @@ def test_python_dash_m_pum_is_the_pum_command():
         [sys.executable, "-m", "pum", "--version"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0 and __version__ in done.stdout
+
+
+def test_config_check_says_nothing_of_the_encoding_of_a_plain_utf8_pum_conf(pum_conf, pum):
+    result = pum("config", "check", "--config", pum_conf())
+    assert result.code == 0 and "read as" not in result.out
+
+
+def _neutral_layer_reads_encodings() -> bool:
+    try:
+        from pum.common.conffile import read_config_file  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.xfail(
+    not _neutral_layer_reads_encodings(),
+    reason="pum.conf is read as UTF-8 only until pum.common.conffile (the client merge) lands",
+    strict=True,
+)
+def test_config_check_says_a_pum_conf_saved_by_notepad_was_read_with_its_bom(pum_conf, pum):
+    conf = pum_conf()
+    conf.write_bytes(b"\xef\xbb\xbf" + conf.read_bytes())
+    result = pum("config", "check", "--config", conf)
+    assert result.code == 0, result
+    assert f"{conf.resolve()}: read as utf-8 with BOM, not plain UTF-8" in result.out

@@ -116,3 +116,29 @@ def test_a_failed_prune_after_publishing_says_the_new_release_is_served(
     upstream_tree.publish(3)
     assert pum("--config", conf, "run").code == ExitStatus.STORE
     assert "release 1 is served: the error came after publishing it" in run_log(conf)
+
+
+def test_an_import_filling_the_disk_names_the_data_dir_in_the_error_and_the_run_log(tmp_path, pum_conf, pum):
+    import os
+    import subprocess
+
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tiny)], check=True)
+    try:
+        conf = pum_conf(data_dir=tiny / "data", docroot=tmp_path / "www" / "pum")
+        first = tmp_path / "first"
+        first.mkdir()
+        (first / "a.txt").write_bytes(b"a")
+        assert pum("--config", conf, "import", first).code == 0
+        content = tmp_path / "content"
+        content.mkdir()
+        room = os.statvfs(tiny)
+        # passes the room check, then the release's own files (its manifest) find the disk full
+        (content / "big.bin").write_bytes(b"x" * (room.f_bavail * room.f_frsize - room.f_frsize))
+        result = pum("--config", conf, "import", content)
+        assert result.code == ExitStatus.STORE, result
+        assert result.err == f"pum: {tiny / 'data'}: No space left on device; free some space and run again\n"
+        assert f"ERROR: {tiny / 'data'}: No space left on device" in run_log(conf)
+    finally:
+        subprocess.run(["umount", "-l", str(tiny)], check=False)

@@ -237,3 +237,52 @@ def test_a_full_disk_is_one_clear_line_and_the_old_release_stays(
         assert int((tiny / "www" / "test.cvd").read_bytes()[:512].decode().split(":")[2]) == 1
     finally:
         subprocess.run(["umount", "-l", str(tiny)], check=False)
+
+
+def test_a_docroot_directory_pum_cannot_write_is_named_and_retries_leave_no_release_behind(
+    upstream_tree, upstream, pum_conf, pum
+):
+    conf = pum_conf()
+    upstream_tree.publish(3)
+    www = conf.parent / "www"
+    www.mkdir()
+    subprocess.run(["chattr", "+i", str(www)], check=True)  # not writable, even by root
+    try:
+        for _ in range(2):
+            result = pum("--config", conf, "run")
+            assert result.code == ExitStatus.STORE, result
+            assert result.err.startswith(f"pum: {www}: Operation not permitted: cannot switch the docroot")
+            assert f"the user running pum must be able to write {www}" in result.err
+            assert list((conf.parent / "data" / "releases").iterdir()) == []
+    finally:
+        subprocess.run(["chattr", "-i", str(www)], check=True)
+    assert pum("--config", conf, "run").code == 0
+    assert (www / "pum").resolve().name == "1"
+
+
+def test_a_release_built_but_never_served_is_removed_by_the_next_run(upstream_tree, upstream, pum_conf, pum):
+    conf = pum_conf()
+    upstream_tree.publish(3)
+    assert pum("--config", conf, "run").code == 0
+    releases = conf.parent / "data" / "releases"
+    (releases / "2").mkdir()  # a run killed between building release 2 and serving it
+    upstream_tree.publish(4)
+    assert pum("--config", conf, "run").code == 0
+    log = (conf.parent / "log" / "pum.log").read_text()
+    assert "remove release 2: built by an earlier run but never served" in log
+    assert sorted(p.name for p in releases.iterdir()) == ["1", "2"]
+    assert version_served(conf) == 4
+
+
+def test_a_release_left_newer_than_the_served_one_by_rollback_stays(upstream_tree, upstream, pum_conf, pum):
+    conf = pum_conf()
+    for version in (3, 4):
+        upstream_tree.publish(version)
+        assert pum("--config", conf, "run").code == 0
+    assert pum("--config", conf, "rollback").code == 0
+    assert pum("--config", conf, "unhold").code == 0
+    upstream_tree.publish(5)
+    assert pum("--config", conf, "run").code == 0
+    releases = conf.parent / "data" / "releases"
+    assert sorted(p.name for p in releases.iterdir()) == ["1", "2", "3"]
+    assert "never served" not in (conf.parent / "log" / "pum.log").read_text()

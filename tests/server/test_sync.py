@@ -309,3 +309,19 @@ def test_a_cvd_kept_from_a_failed_run_is_not_reused_for_a_newer_version(
     conf.write_text(conf.read_text().replace("validate_command=test -e {dir}/allow\n", ""))
     assert pum("--config", conf, "run").code == 0
     assert cvd_version(served(conf) / "test.cvd") == 6
+
+
+def test_upstream_going_backwards_publishes_no_older_dns_txt(upstream_tree, upstream, pum_conf, pum):
+    conf = pum_conf()
+    upstream_tree.publish(4)
+    assert pum("--config", conf, "run").code == 0
+    ours = (served(conf) / "dns.txt").read_bytes()
+    upstream_tree.publish(3)  # a mirror restored from an old copy: older CVD, older record time
+    result = pum("--config", conf, "run")
+    assert result.code == 0, result
+    assert manifest(conf)["serial"] == 1
+    assert (served(conf) / "dns.txt").read_bytes() == ours
+    older, newer = header_stime(upstream_tree.root / "test.cvd"), int(ours.split(b":")[3])
+    log = (conf.parent / "log" / "pum.log").read_text()
+    assert f"dns.txt: upstream's record time {older} is older than ours {newer}, keeping ours" in log
+    assert log.splitlines()[-1] == "no update"

@@ -41,6 +41,16 @@ def _check_canonical(path: object) -> None:
         raise FormatError(f"path {path!r} is not canonical, expected {canonical!r}")
 
 
+def _check_no_file_is_a_directory(files: Mapping[str, Any]) -> None:
+    # "a" and "a/b" cannot both be files on disk: a release built from such a manifest would fail halfway.
+    for path in files:
+        parts = path.split("/")
+        for end in range(1, len(parts)):
+            parent = "/".join(parts[:end])
+            if parent in files:
+                raise FormatError(f"path {parent!r} is a file and also the directory of {path!r}")
+
+
 @dataclass(frozen=True)
 class FileRecord:
     """What the manifest says about one file: its size in bytes, sha256 (lowercase hex), mtime (epoch)."""
@@ -88,6 +98,7 @@ class Manifest:
             _check_canonical(path)
             if not isinstance(record, FileRecord):
                 raise FormatError(f"files[{path!r}] must be a FileRecord, got {type(record).__name__}")
+        _check_no_file_is_a_directory(self.files)
         # A frozen manifest should not change under its holder through the dict it was built from.
         object.__setattr__(self, "files", MappingProxyType(dict(sorted(self.files.items()))))
 

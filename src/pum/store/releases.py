@@ -139,10 +139,12 @@ class Store:
 
     # -- staging and publishing -----------------------------------------------------------------
 
-    def begin(self) -> Staging:
-        """A fresh staging tree; leftovers of a killed run are removed first."""
+    def begin(self, repairing: bool = False) -> Staging:
+        """A fresh staging tree; leftovers of a killed run are removed first. Only `pum repair` (which
+        takes no byte from a changed file) builds on a served release changed behind PUM's back."""
         self._check_docroot_is_ours()
-        self._check_served_release_untouched()
+        if not repairing:
+            self._check_served_release_untouched()
         if self.staging_root.exists():
             shutil.rmtree(self.staging_root)
         self.staging_root.mkdir(parents=True)
@@ -179,8 +181,8 @@ class Store:
             raise StoreError(
                 f"release {manifest.serial} was changed behind PUM's back: {self.docroot}/{changes[0]}"
                 f"{more}; nothing was built. Content goes in with 'pum import', never into {self.docroot}: "
-                "'pum verify' lists every change; move foreign files out (then 'pum import' them); "
-                "for a modified or missing file, 'pum rollback' then 'pum unhold'"
+                "'pum verify' lists every change; 'pum repair' puts every release back to its manifest and "
+                "moves foreign files aside (then 'pum import' them)"
             )
 
     def publish(self, staging: Staging) -> int:
@@ -203,12 +205,18 @@ class Store:
         meta = staging.dir / ".pum"
         meta.mkdir(exist_ok=True)
         (meta / "manifest.json").write_bytes(manifest.to_json())
+        os.chmod(meta / "manifest.json", 0o444)
         # files linked from the served release were made durable when it was published
         _fsync_tree(staging.dir, [*staging.fresh, meta / "manifest.json"])
         final = self.releases / str(serial)
         os.rename(staging.dir, final)
-        _fsync_dir(self.releases)
-        self._switch_docroot(final)
+        try:
+            _fsync_dir(self.releases)
+            self._switch_docroot(final)
+        except BaseException:
+            # never served: gone again, so that each failed retry does not leave one more release behind
+            shutil.rmtree(final, ignore_errors=True)
+            raise
         self.published = serial
         self._remember_manifest(serial, manifest.to_json())
         return serial
@@ -239,20 +247,44 @@ class Store:
 
     def _switch_docroot_to(self, target: Path) -> None:
         docroot = self.docroot
-        docroot.parent.mkdir(parents=True, exist_ok=True)
-        if docroot.is_dir() and not docroot.is_symlink():
-            docroot.rmdir()  # the empty directory _check_docroot_is_ours allowed
         link = docroot.with_name(f".{docroot.name}.pum-new")
-        link.unlink(missing_ok=True)
-        os.symlink(target.resolve(), link)
-        os.replace(link, docroot)
-        _fsync_dir(docroot.parent)
+        try:
+            docroot.parent.mkdir(parents=True, exist_ok=True)
+            if docroot.is_dir() and not docroot.is_symlink():
+                docroot.rmdir()  # the empty directory _check_docroot_is_ours allowed
+            link.unlink(missing_ok=True)
+            os.symlink(target.resolve(), link)
+            os.replace(link, docroot)
+            _fsync_dir(docroot.parent)
+        except OSError as error:
+            # os.symlink names the release as its first file, though the directory refusing is the docroot's
+            raise StoreError(
+                f"{docroot.parent}: {error.strerror or error}: cannot switch the docroot symlink "
+                f"{docroot.name} to release {target.name} there; "
+                f"the user running pum must be able to write {docroot.parent}"
+            ) from error
 
     def switch_to(self, serial: int) -> None:
         target = self.releases / str(serial)
         if not (target / MANIFEST_PATH).exists():
             raise StoreError(f"release {serial} does not exist in {self.releases}")
         self._switch_docroot(target)
+
+    def collect_unserved(self) -> list[int]:
+        """Remove releases newer than the served one that were never served (a run killed or failed between
+        building and switching). Releases a rollback left newer than the served one were served: their
+        manifests are in history/ (written once a release is served), so they stay for `prune`."""
+        current = self.current_dir()
+        served = int(current.name) if current is not None and current.name.isdigit() else 0
+        unserved = [
+            serial
+            for serial in self.serials()
+            if serial > served and not (self.history / f"{serial}.json").exists()
+        ]
+        with CRITICAL.entered():
+            for serial in unserved:
+                shutil.rmtree(self.releases / str(serial))
+        return unserved
 
     def prune(self) -> list[int]:
         """Keep the newest `keep_releases` and whatever is served; drop the rest."""
@@ -271,7 +303,14 @@ class Store:
         not publish the suspect content again. Returns the serial now served. Call under the run lock."""
         previous = self.previous_serial()
         if previous is None:
-            raise StoreError(f"no earlier release to roll back to in {self.releases}")
+            raise StoreError(
+                f"no earlier release to roll back to in {self.releases}; if files of the served release "
+                "were changed by hand, 'pum repair' puts them back (and 'pum verify' lists them)"
+            )
+        current = self.current_dir()
+        if current is not None and current.name.isdigit():
+            # the release left behind stays a served one (history/), never collected as unserved
+            self._remember_manifest(int(current.name), (current / MANIFEST_PATH).read_bytes())
         with CRITICAL.entered():
             self.switch_to(previous)
             self.hold(f"rolled back to release {previous}")
@@ -321,6 +360,8 @@ class Staging:
         self.records: dict[str, FileRecord] = {}
         self.fresh: list[Path] = []  # files put in this staging tree: publish makes them durable
         self.source = ""
+        # `pum repair`: intact copies of served files changed behind PUM's back, taken instead of a link
+        self.intact_copies: dict[str, Path] = {}
 
     def start_from_current(self) -> None:
         """Server mode starts from everything served now; unchanged files cost a hard link each."""
@@ -331,9 +372,24 @@ class Staging:
 
     def link_from_current(self, relpath: str) -> None:
         assert self.current is not None and self.current_dir is not None
+        record = self.current.files[relpath]
+        intact = self.intact_copies.get(relpath)
+        if intact is not None:
+            self._put_intact_copy(relpath, intact, record)
+            return
         target = self._target(relpath)
         os.link(self.current_dir / relpath, target)
-        self.records[relpath] = self.current.files[relpath]
+        self.records[relpath] = record
+
+    def _put_intact_copy(self, relpath: str, intact: Path, record: FileRecord) -> None:
+        """A copy of its own (a new inode: the changed one is shared by older releases), checked again."""
+        copy = self.dir.parent / ".intact.tmp"
+        shutil.copyfile(intact, copy)
+        self.put(relpath, copy, mtime=record.mtime)
+        if self.records[relpath] != record:
+            raise StoreError(
+                f"{intact}: changed while pum repair copied it to {relpath}; run 'pum repair' again"
+            )
 
     def put(
         self,

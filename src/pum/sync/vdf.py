@@ -35,12 +35,17 @@ class UpstreamVersions:
 
 
 class VdfSource:
+    def __init__(self) -> None:
+        # `pum repair`: served files changed by hand with no intact copy kept; fetched and verified again
+        self.refetch: frozenset[str] = frozenset()
+
     def sync(self, ctx: SyncContext) -> None:
         staging = ctx.staging
         upstream = learn_versions(ctx)
         staging.source = "server"
         for db in ctx.config.databases:
-            old = served_version(staging.current_dir, db)
+            # what the staging tree holds: the served release, less what `pum repair` found changed
+            old = served_version(staging.dir, db)
             current = upstream.versions[db]
             ctx.log.line(f"{db} old: {old if old is not None else '-'} current: {current}")
             if old is not None and current < old:
@@ -52,8 +57,28 @@ class VdfSource:
                 )
             if current != old:
                 fetch_database(ctx, ctx.transport(), db, old, current)
+        for name in sorted(self.refetch):  # a patch before its .sign, which is checked against it
+            if not staging.has(name):
+                fetch_again(ctx, ctx.transport(), name)
         drop_expired_cdiffs(ctx)
         write_version_file(ctx, upstream)
+
+
+def fetch_again(ctx: SyncContext, transport: Transport, name: str) -> None:
+    """A patch or signature of the served release, fetched and verified again (`pum repair`); a CVD and
+    dns.txt need nothing here: a CVD not held is fetched as on a first run, dns.txt is written anew."""
+    if name.endswith(".sign"):
+        _fetch_optional_sign(ctx, transport, name)
+        return
+    match = _CDIFF_NAME.match(name)
+    if match is None:
+        return
+    fetched = download_kept(ctx, transport, name)
+    if fetched is None:
+        ctx.log.line(f"{name}: not on update server; clients below it download the whole {match['db']}.cvd")
+        return
+    verified(fetched, functools.partial(verify_cdiff, expected_version=int(match["n"])))
+    _stage(ctx, name, fetched)
 
 
 def learn_versions(ctx: SyncContext) -> UpstreamVersions:
@@ -269,6 +294,8 @@ def write_version_file(ctx: SyncContext, upstream: UpstreamVersions) -> None:
             bytecode=0,
         )
 
+    record = _not_older_than_served(ctx, record)
+
     def version_of(db: str, recorded: int) -> int:
         version = served.get(db)
         return version if version is not None else recorded
@@ -284,3 +311,22 @@ def write_version_file(ctx: SyncContext, upstream: UpstreamVersions) -> None:
     if staging.has(VERSION_FILE) and previous.read_text() == text:
         return
     staging.write_bytes(VERSION_FILE, text.encode(), mtime=record.time)
+
+
+def _not_older_than_served(ctx: SyncContext, record: VersionRecord) -> VersionRecord:
+    """Upstream going backwards (a mirror restored from an old copy, a stale node behind a balancer) must
+    not publish a dns.txt older than the one served: freshclam takes a record time going back for a
+    stale mirror. Ours stays unless the operator asked for the downgrade."""
+    staging = ctx.staging
+    if not staging.has(VERSION_FILE) or ctx.allow_downgrade:
+        return record
+    try:
+        served = parse_version_record(staging.path_of(VERSION_FILE).read_text("ascii", errors="replace"))
+    except (OSError, FormatError):
+        return record
+    if record.time >= served.time:
+        return record
+    ctx.log.line(
+        f"{VERSION_FILE}: upstream's record time {record.time} is older than ours {served.time}, keeping ours"
+    )
+    return served
