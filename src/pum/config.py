@@ -9,29 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pum import __version__
+from pum.common.conffile import parse_seconds, parse_yes_no, read_config_text
+from pum.common.servers import Server, comma_list, parse_servers, split_host_port
 from pum.errors import ConfigError
 
 CONFIG_SEARCH_PATH = (Path("/opt/proscan/pum/pum.conf"), Path("/etc/pum/pum.conf"))
-
-
-@dataclass(frozen=True)
-class Server:
-    """One upstream: `host[:port][/path]` from `update_servers` or `product_servers`."""
-
-    host: str
-    port: int | None = None
-    path: str = ""
-    scheme: str | None = None  # written as `https://host`: wins over update_protocol for this server
-
-    def base_url(self, protocol: str) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        port = f":{self.port}" if self.port else ""
-        return f"{self.scheme or protocol}://{host}{port}{self.path}/"
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        scheme = f"{self.scheme}://" if self.scheme else ""
-        return f"{scheme}{host}:{self.port}{self.path}" if self.port else f"{scheme}{host}{self.path}"
 
 
 @dataclass(frozen=True)
@@ -114,15 +96,6 @@ def default_listen() -> str:
 # -- value parsers: each takes the raw text and returns the value or raises ValueError(reason) --
 
 
-def parse_yes_no(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("yes", "on", "true", "1"):
-        return True
-    if lowered in ("no", "off", "false", "0"):
-        return False
-    raise ValueError(f"expected yes or no, got {text!r}")
-
-
 def _int_at_least(minimum: int):
     def parse(text: str) -> int:
         try:
@@ -143,16 +116,6 @@ def _port(text: str) -> int:
     return value
 
 
-def parse_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected seconds, got {text!r}") from None
-    if value <= 0:
-        raise ValueError(f"must be more than 0 seconds, got {text}")
-    return value
-
-
 def _choice(*choices: str):
     def parse(text: str) -> str:
         if text.lower() not in choices:
@@ -162,51 +125,19 @@ def _choice(*choices: str):
     return parse
 
 
-_HOST_PORT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9_.-]+))(?::(?P<port>\d+))?$")
-
-
-def _split_host_port(item: str) -> tuple[str, int | None]:
-    match = _HOST_PORT.match(item)
-    if not match:
-        raise ValueError(f"expected host[:port], got {item!r}")
-    host = match["v6"] or match["host"]
-    return host, _port(match["port"]) if match["port"] else None
-
-
-def parse_servers(text: str) -> tuple[Server, ...]:
-    servers = []
-    for item in _comma_list(text):
-        scheme, separator, rest = item.partition("://")
-        if not separator:
-            scheme, rest = None, item
-        elif scheme.lower() not in ("http", "https"):
-            raise ValueError(f"only http:// or https:// servers, got {item!r}")
-        hostport, slash, path = rest.partition("/")
-        host, port = _split_host_port(hostport)
-        path = ("/" + path.strip("/")) if slash and path.strip("/") else ""
-        servers.append(Server(host, port, path, scheme.lower() if scheme else None))
-    if not servers:
-        raise ValueError("needs at least one server")
-    return tuple(servers)
-
-
 def _nameservers(text: str) -> tuple[Nameserver, ...]:
     result = []
-    for item in _comma_list(text):
-        host, port = _split_host_port(item)
+    for item in comma_list(text):
+        host, port = split_host_port(item)
         result.append(Nameserver(host, port or 53))
     return tuple(result)
-
-
-def _comma_list(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 _DB_NAME = re.compile(r"^[a-z0-9_]+$")
 
 
 def _databases(text: str) -> tuple[str, ...]:
-    names = _comma_list(text)
+    names = comma_list(text)
     for name in names:
         if not _DB_NAME.match(name):
             raise ValueError(f"database names are lowercase letters, digits and _, got {name!r}")
@@ -214,7 +145,7 @@ def _databases(text: str) -> tuple[str, ...]:
 
 
 def _product_lists(text: str) -> tuple[str, ...]:
-    names = _comma_list(text)
+    names = comma_list(text)
     for name in names:
         if name.startswith("/") or ".." in name.split("/") or not name.endswith(".lst"):
             raise ValueError(f"a product list is a relative path ending in .lst, got {name!r}")
@@ -222,7 +153,7 @@ def _product_lists(text: str) -> tuple[str, ...]:
 
 
 def _listen(text: str) -> str:
-    host, port = _split_host_port(text) if not text.isdigit() else ("0.0.0.0", int(text))
+    host, port = split_host_port(text) if not text.isdigit() else ("0.0.0.0", int(text))
     if port is None:
         raise ValueError(f"expected host:port, got {text!r}")
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -337,16 +268,6 @@ def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
             return candidate
     searched = ", ".join(str(p) for p in CONFIG_SEARCH_PATH)
     raise ConfigError(f"no configuration file: give --config PATH or set PUM_CONFIG (searched {searched})")
-
-
-def read_config_text(path: Path, missing_hint: str = "") -> str:
-    """A configuration file's text, or one ConfigError line naming the file (pum.conf, proscan.conf)."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file{missing_hint}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read: {error}") from None
 
 
 def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:

@@ -15,23 +15,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from stat import S_ISREG
 
+from pum.common.hashing import md5_file as md5_file  # re-exported for sync/
+from pum.common.hashing import sha256_file
 from pum.config import Config
 from pum.errors import StoreError
 from pum.formats.manifest import FileRecord, Manifest, parse_manifest
 
 LAYOUT_GENERATION = 1
 MANIFEST_PATH = ".pum/manifest.json"
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
-
-
-def md5_file(path: Path) -> str:
-    """Product lists and proscanup speak md5 (the original product's md5sum lists)."""
-    with open(path, "rb") as stream:
-        return hashlib.file_digest(stream, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
 
 
 def _now_iso() -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pum.agent.config import parse_agent_config
+from pum.agent.proscan_conf import parse_agent_config
 from pum.errors import ConfigError, ExitStatus
 
 GOOD = """[scanner]

@@ -18,15 +18,15 @@ import tarfile
 from pathlib import Path
 
 from pum.agent.command import CommandError, run_command, script_argv
-from pum.agent.config import AgentConfig
-from pum.agent.http import UpdateClient
 from pum.agent.listing import Package, Say, fetch_plan, parse_version
+from pum.agent.proscan_conf import AgentConfig
+from pum.agent.pum_client import UpdateClient
 from pum.agent.update import LOCK, client_for
+from pum.common.hashing import md5_file
+from pum.common.runlock import RunLock
 from pum.errors import ConfigError, StoreError, VerifyError
 from pum.formats import FormatError
 from pum.formats.productlist import safe_relative_path
-from pum.lock import RunLock
-from pum.sync.products import md5_file
 
 MB = 1 << 20
 

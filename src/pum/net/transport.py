@@ -14,7 +14,9 @@ from pathlib import Path
 
 import httpx
 
-from pum.config import Config, Server
+from pum.common.download import PartAnswer, StartAgain, UnexpectedAnswer, part_offset, stream_to_part
+from pum.common.servers import Server
+from pum.config import Config
 from pum.errors import UpstreamError
 from pum.net.cooldown import COOL_DOWN_FORBIDDEN, COOL_DOWN_TOO_MANY, CoolDowns, retry_after_seconds
 from pum.runlog import RunLog
@@ -253,44 +255,37 @@ class Transport:
             fetched = self._fetched(response, url, server)
             if response.status_code in (304, 404):
                 return fetched
-            if response.status_code == 416 and offset:
-                part.unlink()  # our partial file is not a prefix of theirs: start over
-                raise _Retryable("resume refused (416), starting again")
-            digest = hashlib.sha256()
-            if response.status_code == 206 and offset and content_range_start(response) == offset:
-                with open(part, "rb") as done:
-                    for chunk in iter(lambda: done.read(CHUNK), b""):
-                        digest.update(chunk)
-                mode = "ab"
-            elif response.status_code == 200:
-                offset, mode = 0, "wb"
-            elif response.status_code == 206:
-                part.unlink(missing_ok=True)  # another range than the one asked for: start over
-                raise _Retryable("the server answered another range than asked, starting again")
-            else:
-                raise UpstreamError(f"{url}: unexpected answer {response.status_code} to a download")
-            total = _content_length(response)
-            total = total + offset if total is not None else None
-            received = offset
+            answer = PartAnswer(
+                response.status_code,
+                response.headers.get("Content-Range"),
+                response.headers.get("Content-Length"),
+            )
+
+            length = _content_length(response)
+            base = offset if response.status_code == 206 else 0
+            total = length + base if length is not None else None
+
+            def on_chunk(size: int, received: int) -> None:
+                self.bytes_received += size
+                if self.progress:
+                    self.progress(relpath, received, total)
+
             try:
-                with open(part, mode) as out:
-                    for chunk in response.iter_raw():
-                        out.write(chunk)
-                        digest.update(chunk)
-                        received += len(chunk)
-                        self.bytes_received += len(chunk)
-                        if self.progress:
-                            self.progress(relpath, received, total)
-                    out.flush()
-                    os.fsync(out.fileno())
+                streamed = stream_to_part(part, offset, answer, response.iter_raw(), hashlib.sha256, on_chunk)
+            except StartAgain as why:
+                raise _Retryable(str(why)) from None
+            except UnexpectedAnswer:
+                raise UpstreamError(
+                    f"{url}: unexpected answer {response.status_code} to a download"
+                ) from None
             except (httpx.TransportError, httpx.StreamError) as error:
                 raise _Retryable(
-                    f"interrupted after {received} bytes ({type(error).__name__}), resuming"
+                    f"interrupted after {part_offset(part)} bytes ({type(error).__name__}), resuming"
                 ) from None
-            if total is not None and received != total:
-                raise _Retryable(f"short body: {received} of {total} bytes, resuming")
+            received = streamed.size
+            digest_hex = streamed.digest
             os.replace(part, dest)
-            fetched.path, fetched.size, fetched.sha256 = dest, received, digest.hexdigest()
+            fetched.path, fetched.size, fetched.sha256 = dest, received, digest_hex
             fetched.status = 200
             return fetched
 
@@ -354,14 +349,6 @@ class _Retryable(Exception):
 def _content_length(response: httpx.Response) -> int | None:
     value = response.headers.get("Content-Length")
     return int(value) if value and value.isdigit() else None
-
-
-def content_range_start(response: httpx.Response) -> int | None:
-    value = response.headers.get("Content-Range", "")
-    try:
-        return int(value.split()[1].split("-")[0])
-    except (IndexError, ValueError):
-        return None
 
 
 def short_reason(error: Exception) -> str:
