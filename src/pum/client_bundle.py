@@ -5,6 +5,7 @@ The archive is byte-for-byte the same for the same sources (sorted members, fixe
 PUM does not make a new release for it, and every PUM of a version serves the same sha256.
 """
 
+import hashlib
 import io
 import os
 import shutil
@@ -97,8 +98,28 @@ def build_client(dest: Path) -> Path:
 
 def stage_client(staging: Any) -> None:
     """Put proscanup.pyz into a release being built (a `store.Staging`); its sha256 goes into the
-    manifest like every file's. An unchanged archive is left as it is (no new release for it)."""
+    manifest like every file's. The same archive as the served release's is a hard link to it, so an
+    unchanged PUM makes no new release for it and writes nothing."""
     data = build_client_bytes()
-    if staging.has(PYZ_PATH) and staging.path_of(PYZ_PATH).read_bytes() == data:
+    sha256 = hashlib.sha256(data).hexdigest()
+    if staging.has(PYZ_PATH) and staging.records[PYZ_PATH].sha256 == sha256:
         return
-    staging.write_bytes(PYZ_PATH, data, mtime=_FIXED_TIME)
+    served = staging.current.files.get(PYZ_PATH) if staging.current is not None else None
+    if served is not None and served.sha256 == sha256:
+        staging.link_from_current(PYZ_PATH)
+    else:
+        staging.write_bytes(PYZ_PATH, data, mtime=_FIXED_TIME)
+
+
+def main(argv: List[str]) -> int:
+    """`python -m pum.client_bundle [DEST]` (scripts/build-proscanup): write proscanup.pyz, print where."""
+    dest = Path(argv[0] if argv else "proscanup.pyz")
+    build_client(dest)
+    print(f"{dest} ({dest.stat().st_size} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

@@ -122,6 +122,9 @@ def publish_staged(
     config: Config, store: Store, staging: Staging, log: RunLog, what: str = "vdf"
 ) -> int | None:
     """The end of every build (`pum run`, `pum import`): unchanged -> None, else validate, publish, prune."""
+    from pum.client_bundle import stage_client  # every release serves proscanup.pyz to its hosts
+
+    stage_client(staging)
     if not staging.differs_from_current():
         log.line("no update")
         return None

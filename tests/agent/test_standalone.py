@@ -62,3 +62,33 @@ def test_the_host_side_sources_need_at_most_python_3_6():
         [vermin, "-t=3.6-", "--no-tips", "--violations", *host_side_sources()], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_host_bootstraps_from_its_pum_with_the_pyz_of_the_release(site, host, tmp_path):
+    """Every release carries proscanup.pyz with its sha256 in the manifest; a bare host fetches it (here
+    from a plain web server over the docroot, as Apache or nginx serve it), checks it, and updates."""
+    import json
+    import urllib.request
+
+    from conftest import serve_directory
+
+    docroot = site.conf.parent / "www" / "pum"
+    web = serve_directory(docroot)
+    try:
+        with urllib.request.urlopen(web.url(".pum/manifest.json"), timeout=30) as answer:
+            record = json.loads(answer.read())["files"][".pum/client/proscanup.pyz"]
+        pyz = tmp_path / "proscanup.pyz"
+        with urllib.request.urlopen(web.url(".pum/client/proscanup.pyz"), timeout=30) as answer:
+            pyz.write_bytes(answer.read())
+    finally:
+        web.stop()
+    assert hashlib.sha256(pyz.read_bytes()).hexdigest() == record["sha256"]
+    h = host("bare")
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", str(pyz), "--config", str(h.conf)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (h.install / "bin" / "proscand").exists()

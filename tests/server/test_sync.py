@@ -35,7 +35,7 @@ def test_first_run_from_empty_releases_the_verified_cvd(upstream_tree, upstream,
     assert (docroot / "test-3.cvd.sign").exists()
     assert (docroot / "dns.txt").read_text().strip() == (upstream_tree.root / "dns.txt").read_text().strip()
     files = manifest(conf)["files"]
-    assert set(files) == {"test.cvd", "test-3.cvd.sign", "dns.txt"}
+    assert set(files) == {"test.cvd", "test-3.cvd.sign", "dns.txt", ".pum/client/proscanup.pyz"}
 
 
 def test_cvd_mtime_is_its_header_build_time(upstream_tree, upstream, pum_conf, pum):
