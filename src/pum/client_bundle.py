@@ -44,7 +44,7 @@ _FIXED_TIME = 315619200  # 1980-01-02, the first date a zip entry can hold (in a
 
 def host_side_files(package: Path) -> List[Path]:
     """The .py files of the host side, relative to the package directory."""
-    files = []  # type: List[Path]
+    files: List[Path] = []
     for item in HOST_SIDE:
         path = package / item
         if path.is_dir():

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import uuid
 from pathlib import Path
-from typing import List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional, Tuple
 from urllib.parse import quote, urlencode
 
 from pum.agent.listing import Module
@@ -125,5 +125,5 @@ def report_query(config: AgentConfig) -> str:
         ("modules", last_run.modules),
         ("last", last_run.last),
     ]
-    values = [(key, value[:MAX_VALUE]) for key, value in fields if value]  # type: List[Tuple[str, str]]
+    values: List[Tuple[str, str]] = [(key, value[:MAX_VALUE]) for key, value in fields if value]
     return urlencode(values, quote_via=quote)

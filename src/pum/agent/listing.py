@@ -52,10 +52,10 @@ class Package(NamedTuple):
 
 class Plan:
     def __init__(self) -> None:
-        self.modules = []  # type: List[Module]
-        self.post_update = None  # type: Optional[ListEntry]
-        self.packages = []  # type: List[Package]
-        self.others = []  # type: List[ListEntry]
+        self.modules: List[Module] = []
+        self.post_update: Optional[ListEntry] = None
+        self.packages: List[Package] = []
+        self.others: List[ListEntry] = []
 
 
 def parse_version(text: str) -> Tuple[int, ...]:

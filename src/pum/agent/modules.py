@@ -12,7 +12,7 @@ step still runs.
 import contextlib
 import os
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from pum.agent.listing import Module, Say
 from pum.agent.pum_client import UpdateClient
@@ -40,7 +40,7 @@ def update_modules(client: UpdateClient, modules: List[Module], say: Say) -> Lis
         if not changed:
             say("Modules are up to date")
             return []
-        staged = []  # type: List[Tuple[Module, Path]]
+        staged: List[Tuple[Module, Path]] = []
         try:
             for module in changed:
                 say(f"Downloading file {module.relative}, Please wait...")
@@ -63,10 +63,10 @@ def update_modules(client: UpdateClient, modules: List[Module], say: Say) -> Lis
 
 def _replace_all(staged: List[Tuple[Module, Path]]) -> None:
     """Rename every staged file over its target; on the first failure put back the ones already done."""
-    done = []  # type: List[Tuple[Module, Optional[Path]]]
+    done: List[Tuple[Module, Optional[Path]]] = []
     try:
         for module, beside in staged:
-            old = None  # type: Optional[Path]
+            old: Optional[Path] = None
             if os.path.lexists(str(module.target)):
                 old = _beside(module, OLD)
                 _remove(old)

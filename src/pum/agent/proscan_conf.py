@@ -4,7 +4,7 @@ import configparser
 import difflib
 import re
 from pathlib import Path
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 from pum import __version__
 from pum.common.conffile import parse_seconds, parse_yes_no, read_config_file
@@ -97,7 +97,7 @@ def _text(text: str) -> str:
 
 
 # option (as written in the file) -> (attribute, parser)
-KEYS = {
+KEYS: Dict[str, Tuple[str, Callable[[str], Any]]] = {
     "UpdateServer": ("servers", parse_servers),
     "Protocol": ("protocol", _protocol),
     "ProductList": ("product_list", _list_path),
@@ -117,7 +117,7 @@ KEYS = {
     "CAFile": ("ca_file", _path),
     "ReportState": ("report_state", parse_yes_no),
     "DownloadDeadline": ("download_deadline", parse_seconds),
-}  # type: Dict[str, Tuple[str, Callable[[str], Any]]]
+}
 _BY_LOWER = {key.lower(): key for key in KEYS}
 REQUIRED = ("UpdateServer", "ProductList")
 
@@ -133,7 +133,7 @@ def parse_agent_config(text: str, path: Path, encoding: str = "utf-8") -> AgentC
     if not parser.has_section(SECTION):
         raise ConfigError(f"{path}: no [{SECTION}] section (UpdateServer and ProductList go there)")
     lines = _option_lines(text)
-    values = {"encoding": encoding}  # type: Dict[str, Any]
+    values: Dict[str, Any] = {"encoding": encoding}
     for option, raw in parser.items(SECTION):
         line, written = lines.get(option, ("?", option))
         where = f"{path}:{line}"
@@ -160,7 +160,7 @@ def parse_agent_config(text: str, path: Path, encoding: str = "utf-8") -> AgentC
 
 def _option_lines(text: str) -> Dict[str, Tuple[Any, str]]:
     """Line and spelling of each option of [update.options] (configparser keeps neither)."""
-    lines = {}  # type: Dict[str, Tuple[Any, str]]
+    lines: Dict[str, Tuple[Any, str]] = {}
     section = None
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()

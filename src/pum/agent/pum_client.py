@@ -67,12 +67,12 @@ class UpdateClient:
     ) -> None:
         self.servers = servers
         self.protocol = protocol
-        self.chosen = None  # type: Optional[Server]
+        self.chosen: Optional[Server] = None
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
         self.download_deadline = download_deadline
         self.headers = {"User-Agent": user_agent, "Accept-Encoding": "identity"}
-        self.progress = None  # type: Optional[Progress]
-        self._tls = None  # type: Optional[ssl.SSLContext]
+        self.progress: Optional[Progress] = None
+        self._tls: Optional[ssl.SSLContext] = None
         if protocol == "https" or any(s.scheme == "https" for s in servers):
             self._tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
 
@@ -230,7 +230,7 @@ class UpdateClient:
     def _request(self, url: str, headers: Dict[str, str]) -> _Response:
         parts = urlsplit(url)
         host = parts.hostname or ""
-        connection = None  # type: Optional[http.client.HTTPConnection]
+        connection: Optional[http.client.HTTPConnection] = None
         try:
             if parts.scheme == "https":
                 connection = http.client.HTTPSConnection(

@@ -49,8 +49,8 @@ def run_update(
     config: AgentConfig, say: Say, show: Say, report: Say, progress: Optional[Progress] = None
 ) -> List[PumError]:
     """Steps 1-3; returns the failures (each already passed to `report`)."""
-    failures = []  # type: List[PumError]
-    failed_steps = []  # type: List[str]
+    failures: List[PumError] = []
+    failed_steps: List[str] = []
 
     def failed(step: str, error: PumError) -> None:
         failures.append(error)
@@ -59,7 +59,7 @@ def run_update(
 
     with RunLock(config.state_dir / LOCK), client_for(config, progress) as client:
         downloaded_post_update = False
-        plan = None  # type: Optional[Plan]
+        plan: Optional[Plan] = None
         step = "list"
         try:
             plan = fetch_plan(client, config, say, report_query(config))

@@ -4,6 +4,7 @@ import fcntl
 import os
 import time
 from pathlib import Path
+from typing import Optional
 
 from pum.errors import LockHeld
 
@@ -14,7 +15,7 @@ class RunLock:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = None  # type: Optional[int]
+        self._fd: Optional[int] = None
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Servers as both configuration files name them: `[scheme://]host[:port][/path]`, comma-separated."""
 
 import re
-from typing import NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 
 class Server(NamedTuple):
@@ -48,17 +48,18 @@ def split_host_port(item: str) -> Tuple[str, Optional[int]]:
 
 
 def parse_servers(text: str) -> Tuple[Server, ...]:
-    servers = []  # type: List[Server]
+    servers: List[Server] = []
     for item in comma_list(text):
-        scheme, separator, rest = item.partition("://")  # type: Tuple[Optional[str], str, str]
+        written, separator, rest = item.partition("://")
+        scheme: Optional[str] = written.lower() if separator else None
         if not separator:
-            scheme, rest = None, item
-        elif scheme is not None and scheme.lower() not in ("http", "https"):
+            rest = item
+        elif scheme not in ("http", "https"):
             raise ValueError(f"only http:// or https:// servers, got {item!r}")
         hostport, slash, path = rest.partition("/")
         host, port = split_host_port(hostport)
         path = ("/" + path.strip("/")) if slash and path.strip("/") else ""
-        servers.append(Server(host, port, path, scheme.lower() if scheme else None))
+        servers.append(Server(host, port, path, scheme))
     if not servers:
         raise ValueError("needs at least one server")
     return tuple(servers)
