@@ -116,3 +116,21 @@ def test_https_with_an_unknown_certificate_is_refused(tls_pum, host, proscanup):
     assert result.code == ExitStatus.UPSTREAM, result
     assert "certificate" in result.err.lower()
     assert not (h.install / "bin" / "proscand").exists()
+
+
+def test_freshclam_trusts_the_pums_ca_file_too(site, host, proscanup, tmp_path):
+    import trustme
+
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    server = Upstream(site.conf.parent / "www" / "pum", tls=context).start()
+    ca_file = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    try:
+        h = host(UpdateServer=server.address, Protocol="https", CAFile=ca_file)
+        result = proscanup("--config", h.conf, "-V")
+    finally:
+        server.stop()
+    assert result.code == 0, result
+    assert (h.databases / "test.cvd").exists() or (h.databases / "test.cld").exists()
