@@ -42,3 +42,16 @@ def test_every_request_asks_for_identity_and_names_proscanup(static_pum, host, p
     assert proscanup("--config", h.conf).code == 0
     assert {r.headers.get("Accept-Encoding") for r in server.requests} == {"identity"}
     assert all(r.headers.get("User-Agent", "").startswith("proscanup/") for r in server.requests)
+
+
+def test_names_with_blanks_hashes_and_non_ascii_are_fetched(static_pum, host, proscanup):
+    tree, server = static_pum
+    odd = ["ibm/power/lib/module one.bin", "ibm/power/lib/a#b?.so", "ibm/power/share/モジュール.dat"]
+    for path in odd:
+        tree.put(path, path.encode())
+    tree.write_list(POWER_LIST, [MODULE, *odd])
+    h = host(UpdateServer=server.address, VdfCommand="true")
+    result = proscanup("--config", h.conf)
+    assert result.code == 0, result
+    for path in odd:
+        assert (h.install / path.removeprefix("ibm/power/")).read_bytes() == path.encode()

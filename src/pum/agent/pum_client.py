@@ -14,7 +14,7 @@ import ssl
 import time
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from pum.common.download import PartAnswer, StartAgain, UnexpectedAnswer, part_offset, stream_to_part
 from pum.common.hashing import new_md5
@@ -87,7 +87,8 @@ class UpdateClient:
 
     def url(self, relpath: str, server: Optional[Server] = None) -> str:
         server = server or self.chosen or self.servers[0]
-        return server.base_url(self.protocol) + relpath
+        # list paths may hold blanks, '#', '?' or non-ASCII: percent-encoded, as every web server expects
+        return server.base_url(self.protocol) + quote(relpath, safe="/")
 
     def _ordered(self) -> List[Server]:
         return ([self.chosen] if self.chosen else []) + [s for s in self.servers if s != self.chosen]
@@ -153,7 +154,7 @@ class UpdateClient:
     def _download_from(self, url: str, part: Path) -> Tuple[str, bool]:
         """Stream to `part`, resuming what is there; the md5 of the whole file, and whether it resumed."""
         deadline = time.monotonic() + self.download_deadline
-        name = url.rpartition("/")[2]
+        name = unquote(url.rpartition("/")[2])
         for _attempt in range(RESUME_ATTEMPTS):
             offset = part_offset(part)
             try:
