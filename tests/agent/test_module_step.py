@@ -56,3 +56,13 @@ def test_after_a_failover_the_transcript_names_the_pum_that_answered(site, host,
     assert failed in result.out
     before_success = result.out[: result.out.index("Success: Get Update list")]
     assert before_success.rstrip().splitlines()[-1] == answered
+
+
+def test_a_post_update_script_that_cannot_be_written_still_lets_the_vdf_step_run(site, host, proscanup):
+    h = host()
+    (h.install / "bin" / "post_update.sh.part").mkdir()  # a directory where the download goes
+    result = proscanup("--config", h.conf)
+    assert result.code == ExitStatus.STORE, result
+    assert "post_update step: " in result.err and "the steps after it still run" in result.err
+    assert (h.databases / "test.cvd").exists() or (h.databases / "test.cld").exists()
+    assert not h.post_update.exists()

@@ -111,6 +111,13 @@ def product_version(config: AgentConfig) -> Optional[str]:
     return text if re.match(r"^\d+(\.\d+)*$", text) else None
 
 
+def _host_id_or_nothing(state_dir: Path) -> str:
+    try:
+        return host_id(state_dir)
+    except OSError:  # a read-only StateDir: the report goes without an id, the update goes on
+        return ""
+
+
 def report_query(config: AgentConfig) -> str:
     """The fleet report: `host=…&name=…&engine=…&product=…&modules=…&last=…`, each value at most 64
     characters; empty with ReportState=no."""
@@ -118,7 +125,7 @@ def report_query(config: AgentConfig) -> str:
         return ""
     last_run = read_last_run(config.state_dir)
     fields = [
-        ("host", host_id(config.state_dir)),
+        ("host", _host_id_or_nothing(config.state_dir)),
         ("name", socket.gethostname()),
         ("engine", engine_version(config.freshclam) or ""),
         ("product", product_version(config) or ""),

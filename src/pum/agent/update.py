@@ -26,7 +26,7 @@ from pum.agent.postupdate import execute_post_update, fetch_post_update
 from pum.agent.proscan_conf import AgentConfig
 from pum.agent.pum_client import Progress, UpdateClient
 from pum.common.runlock import RunLock
-from pum.errors import PumError
+from pum.errors import PumError, StoreError
 
 LOCK = "proscanup.lock"
 
@@ -69,25 +69,37 @@ def run_update(
             downloaded_post_update = fetch_post_update(client, config, plan.post_update, say)
         except PumError as error:
             failed(step, error)
+        except OSError as error:
+            failed(step, _local_error(step, error))
         servers = [client.chosen] if client.chosen else []
         servers += [server for server in config.servers if server not in servers]
         try:
             update_vdf(config, servers, say, show)
         except PumError as error:
             failed("vdf", error)
+        except OSError as error:
+            failed("vdf", _local_error("vdf", error))
         if downloaded_post_update:
             try:
                 execute_post_update(config, say, show)
             except PumError as error:
                 failed("post_update", error)
+            except OSError as error:
+                failed("post_update", _local_error("post_update", error))
         if config.report_state:
             _keep_result(config, plan, failed_steps)
     return failures
 
 
+def _local_error(step: str, error: OSError) -> StoreError:
+    """A local file that could not be read or written (a full disk): this step fails, the next ones run."""
+    where = f"{error.filename}: " if error.filename else ""
+    return StoreError(f"{step} step: {where}{error.strerror or error}; the steps after it still run")
+
+
 def _keep_result(config: AgentConfig, plan: Optional[Plan], failed_steps: List[str]) -> None:
-    modules = installed_modules_digest(plan.modules) if plan else read_last_run(config.state_dir).modules
     last = "failed:" + failed_steps[0] if failed_steps else "ok"
     # the report is a courtesy to the PUM's fleet view; a state directory we cannot write fails nothing
     with contextlib.suppress(OSError):
+        modules = installed_modules_digest(plan.modules) if plan else read_last_run(config.state_dir).modules
         write_last_run(config.state_dir, LastRun(modules, last))
