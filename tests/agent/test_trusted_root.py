@@ -121,3 +121,14 @@ def test_a_download_that_is_not_the_signed_target_is_never_renamed_into_place(st
     assert not dest.exists() and not dest.with_name("proscand.part").exists()
     client.targets = {MODULE: TargetInfo(len(data), hashlib.sha256(data).hexdigest())}
     assert client.download(MODULE, dest, md5).read_bytes() == data
+
+
+def test_a_download_longer_than_its_signed_length_is_cut_off(static_pum, tmp_path):
+    _tree, server = static_pum
+    client = UpdateClient(parse_servers(server.address), "http", 5.0, 5.0, "test")
+    data = (_tree.root / MODULE).read_bytes()
+    client.targets = {MODULE: TargetInfo(len(data) - 1, hashlib.sha256(data[:-1]).hexdigest())}
+    dest = tmp_path / "proscand"
+    with pytest.raises(VerifyError, match="larger than .* allowed \\(the signed length\\)"):
+        client.download(MODULE, dest, hashlib.md5(data).hexdigest())
+    assert not dest.exists() and not dest.with_name("proscand.part").exists()

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
-from pum.common.download import PartAnswer, StartAgain, UnexpectedAnswer, part_offset, stream_to_part
+from pum.common.download import (
+    PartAnswer,
+    StartAgain,
+    TooLarge,
+    UnexpectedAnswer,
+    part_offset,
+    stream_to_part,
+)
 from pum.common.hashing import new_md5
 from pum.common.servers import Server
 from pum.errors import UpstreamError, VerifyError
@@ -167,14 +174,16 @@ class UpdateClient:
         `progress(bytes so far, total or None)` is called after each chunk written (it may sleep: MaxRate)."""
         part = dest.with_name(dest.name + ".part")
         dest.parent.mkdir(parents=True, exist_ok=True)
+        signed = self.targets.get(relpath) if self.targets is not None else None
+        ceiling = signed.length if signed is not None else None
         failures = []
         for server in self._ordered():
             url = self.url(relpath, server)
             try:
-                digest, resumed = self._download_from(url, part, progress)
+                digest, resumed = self._download_from(url, part, progress, ceiling)
                 if digest != md5 and resumed:
                     os.unlink(str(part))
-                    digest, resumed = self._download_from(url, part, progress)
+                    digest, resumed = self._download_from(url, part, progress, ceiling)
             except _Unusable as why:
                 failures.append(f"{url}: {why}")
                 continue
@@ -214,8 +223,11 @@ class UpdateClient:
         except FormatError as error:
             raise VerifyError(f"{shown}: {error}: refused (TrustedRoot)") from None
 
-    def _download_from(self, url: str, part: Path, progress: Optional[OnBytes] = None) -> Tuple[str, bool]:
-        """Stream to `part`, resuming what is there; the md5 of the whole file, and whether it resumed."""
+    def _download_from(
+        self, url: str, part: Path, progress: Optional[OnBytes] = None, ceiling: Optional[int] = None
+    ) -> Tuple[str, bool]:
+        """Stream to `part`, resuming what is there; the md5 of the whole file, and whether it resumed.
+        `ceiling`: the signed length (TrustedRoot); a longer file is refused as it comes, not after."""
         deadline = time.monotonic() + self.download_deadline
         name = unquote(url.rpartition("/")[2])
         for _attempt in range(RESUME_ATTEMPTS):
@@ -237,9 +249,12 @@ class UpdateClient:
                     self._chunks(response, deadline),
                     new_md5,
                     self._on_chunk(name, answer, progress),
+                    ceiling,
                 )
             except (StartAgain, _Interrupted):
                 continue
+            except TooLarge as why:
+                raise VerifyError(f"{url}: {why} (the signed length): refused (TrustedRoot)") from None
             except UnexpectedAnswer as why:
                 raise _Unusable(str(why)) from None
             finally:
