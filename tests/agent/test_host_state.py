@@ -86,3 +86,14 @@ def test_no_progress_line_when_not_a_terminal():
     stream = io.StringIO()
     ProgressLine(stream)("f.bin", 1, 2)
     assert stream.getvalue() == ""
+
+
+def test_the_report_says_how_the_host_checks_what_it_installs(tmp_path):
+    from pum.agent.host_state import report_query
+    from pum.agent.proscan_conf import parse_agent_config
+
+    base = f"[update.options]\nUpdateServer = pum\nProductList = {POWER_LIST}\nStateDir = {tmp_path}\n"
+    base += "Freshclam = /nonexistent/freshclam\n"
+    legacy = dict(parse_qsl(report_query(parse_agent_config(base, tmp_path / "p.conf"))))
+    signed = parse_agent_config(base + "TrustedRoot = /etc/opt/proscan/root.json\n", tmp_path / "p.conf")
+    assert legacy["check"] == "md5" and dict(parse_qsl(report_query(signed)))["check"] == "signed"
