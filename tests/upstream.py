@@ -46,6 +46,7 @@ class Request:
     headers: dict[str, str]
     status: int
     body_bytes: int
+    target: str = ""  # the request target as sent, query string included
 
 
 @dataclass
@@ -90,7 +91,9 @@ class Upstream:
                 path = unquote(urlsplit(self.path).path)
                 status, sent = upstream._serve(self, path, head)
                 with upstream._lock:
-                    upstream.requests.append(Request(self.command, path, dict(self.headers), status, sent))
+                    upstream.requests.append(
+                        Request(self.command, path, dict(self.headers), status, sent, self.path)
+                    )
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

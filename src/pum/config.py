@@ -11,35 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from pum import __version__
+from pum.common.conffile import parse_yes_no, read_config_text
+from pum.common.servers import Server, comma_list, split_host_port
+from pum.common.servers import parse_servers_or_bundles as parse_servers
 from pum.errors import ConfigError
 
 CONFIG_SEARCH_PATH = (Path("/opt/proscan/pum/pum.conf"), Path("/etc/pum/pum.conf"))
-
-
-@dataclass(frozen=True)
-class Server:
-    """One upstream: `host[:port][/path]` from `update_servers` or `product_servers`."""
-
-    host: str
-    port: int | None = None
-    path: str = ""
-    scheme: str | None = None  # written as `https://host`: wins over update_protocol for this server
-
-    @property
-    def is_bundle(self) -> bool:
-        return self.scheme == "file"
-
-    def base_url(self, protocol: str) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        port = f":{self.port}" if self.port else ""
-        return f"{self.scheme or protocol}://{host}{port}{self.path}/"
-
-    def __str__(self) -> str:
-        if self.is_bundle:
-            return f"file://{self.path}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        scheme = f"{self.scheme}://" if self.scheme else ""
-        return f"{scheme}{host}:{self.port}{self.path}" if self.port else f"{scheme}{host}{self.path}"
 
 
 @dataclass(frozen=True)
@@ -49,15 +26,6 @@ class Nameserver:
 
 
 # -- value parsers: each takes the raw text and returns the value or raises ValueError(reason) --
-
-
-def parse_yes_no(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("yes", "on", "true", "1"):
-        return True
-    if lowered in ("no", "off", "false", "0"):
-        return False
-    raise ValueError(f"expected yes or no, got {text!r}")
 
 
 _WHOLE = re.compile(r"[0-9]{1,12}")
@@ -116,16 +84,6 @@ def _user_agent(text: str) -> str:
     return text
 
 
-def parse_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected seconds, got {text!r}") from None
-    if value <= 0:
-        raise ValueError(f"must be more than 0 seconds, got {text}")
-    return value
-
-
 def _choice(*choices: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text.lower() not in choices:
@@ -135,64 +93,19 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
-_HOST_PORT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9_.-]+))(?::(?P<port>\d+))?$")
-
-
-def _split_host_port(item: str) -> tuple[str, int | None]:
-    match = _HOST_PORT.match(item)
-    if not match:
-        raise ValueError(f"expected host[:port], got {item!r}")
-    host = match["v6"] or match["host"]
-    return host, _port(match["port"]) if match["port"] else None
-
-
-def parse_servers(text: str) -> tuple[Server, ...]:
-    servers = []
-    for item in _comma_list(text):
-        written, separator, rest = item.partition("://")
-        scheme: str | None = written.lower() if separator else None
-        if not separator:
-            rest = item
-        elif scheme == "file":
-            servers.append(_bundle_location(item, rest))
-            continue
-        elif scheme not in ("http", "https"):
-            raise ValueError(f"only http://, https:// or file:// servers, got {item!r}")
-        hostport, slash, path = rest.partition("/")
-        host, port = _split_host_port(hostport)
-        path = ("/" + path.strip("/")) if slash and path.strip("/") else ""
-        servers.append(Server(host, port, path, scheme))
-    if not servers:
-        raise ValueError("needs at least one server")
-    if len({server.scheme == "file" for server in servers}) > 1:
-        raise ValueError("file:// (bundles carried by hand) and network servers cannot be mixed")
-    return tuple(servers)
-
-
-def _bundle_location(item: str, rest: str) -> Server:
-    """`file:///media/usb/pum`: a bundle (directory or .tar) carried across an air gap (`pum export`)."""
-    if not rest.startswith("/") or "\0" in rest:
-        raise ValueError(f"file:// takes an absolute path, as file:///media/usb/pum, got {item!r}")
-    return Server("", None, rest.rstrip("/") or "/", "file")
-
-
 def _nameservers(text: str) -> tuple[Nameserver, ...]:
     result = []
-    for item in _comma_list(text):
-        host, port = _split_host_port(item)
+    for item in comma_list(text):
+        host, port = split_host_port(item)
         result.append(Nameserver(host, port or 53))
     return tuple(result)
-
-
-def _comma_list(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 _DB_NAME = re.compile(r"^[a-z0-9_]+$")
 
 
 def _databases(text: str) -> tuple[str, ...]:
-    names = _comma_list(text)
+    names = comma_list(text)
     for name in names:
         if not _DB_NAME.match(name):
             raise ValueError(f"database names are lowercase letters, digits and _, got {name!r}")
@@ -200,7 +113,7 @@ def _databases(text: str) -> tuple[str, ...]:
 
 
 def _product_lists(text: str) -> tuple[str, ...]:
-    names = _comma_list(text)
+    names = comma_list(text)
     for name in names:
         if name.startswith("/") or ".." in name.split("/") or not name.endswith(".lst"):
             raise ValueError(f"a product list is a relative path ending in .lst, got {name!r}")
@@ -208,7 +121,7 @@ def _product_lists(text: str) -> tuple[str, ...]:
 
 
 def _listen(text: str) -> str:
-    host, port = _split_host_port(text) if not text.isdigit() else ("0.0.0.0", int(text))
+    host, port = split_host_port(text) if not text.isdigit() else ("0.0.0.0", int(text))
     if port is None:
         raise ValueError(f"expected host:port, got {text!r}")
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -222,7 +135,7 @@ def _networks(text: str) -> tuple[str, ...]:
     import ipaddress
 
     networks = []
-    for item in _comma_list(text):
+    for item in comma_list(text):
         try:
             networks.append(str(ipaddress.ip_network(item, strict=False)))
         except ValueError:
@@ -241,7 +154,7 @@ def _hours(text: str) -> float:
 
 
 def _log_paths(text: str) -> tuple[str, ...]:
-    paths = _comma_list(text)
+    paths = comma_list(text)
     for path in paths:
         if not path.startswith("/"):
             raise ValueError(f"an access log is an absolute path or glob, got {path!r}")
@@ -442,16 +355,6 @@ def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
             return candidate
     searched = ", ".join(str(p) for p in CONFIG_SEARCH_PATH)
     raise ConfigError(f"no configuration file: give --config PATH or set PUM_CONFIG (searched {searched})")
-
-
-def read_config_text(path: Path, missing_hint: str = "") -> str:
-    """A configuration file's text, or one ConfigError line naming the file (pum.conf, proscan.conf)."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file{missing_hint}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read: {error}") from None
 
 
 def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:

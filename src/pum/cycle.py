@@ -188,6 +188,7 @@ def publish_staged(config: Config, store: Store, staging: Staging, log: RunLog, 
     right before publishing: `pum hold` does not wait for the run lock."""
     from pum.trust.repository import resign_reason
 
+    _stage_client(config, staging)
     changed = staging.changed_paths()
     resign = resign_reason(config, staging.current_dir)
     if not changed and not resign and not build.republish:
@@ -206,6 +207,18 @@ def publish_staged(config: Config, store: Store, staging: Staging, log: RunLog, 
     for serial in store.prune():
         log.line(f"remove old release {serial}")
     return published
+
+
+def _stage_client(config: Config, staging: Staging) -> None:
+    """Every release serves proscanup.pyz to its hosts (`.pum/client/`), this PUM's own build. A mirror
+    that carries its upper's signed metadata adds nothing the main did not sign: its hosts check every
+    file against the main's targets."""
+    from pum.client_bundle import stage_client
+    from pum.trust.repository import is_metadata
+
+    if config.mode == "mirror" and any(is_metadata(path) for path in staging.records):
+        return
+    stage_client(staging)
 
 
 def _is_vdf(path: str) -> bool:

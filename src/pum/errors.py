@@ -1,6 +1,4 @@
-"""The one exception family of PUM and the exit status each maps to."""
-
-from __future__ import annotations
+"""The one exception family of PUM and the exit status each maps to (host side too: Python 3.6-clean)."""
 
 from enum import IntEnum
 

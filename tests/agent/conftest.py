@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ from conftest import (
 )
 from products.conftest import product_tree, products_conf  # noqa: F401 - fixtures used here
 from products.tree import POWER_LIST, ProductTree
+from upstream import Upstream
 
 MODULE = "ibm/power/bin/proscand"
 LIBRARY = "ibm/power/lib/libproscan.so"
@@ -104,8 +107,44 @@ def host(tmp_path: Path, site: Site) -> Callable[..., Host]:
 
 
 @pytest.fixture
-def proscanup(capsys: pytest.CaptureFixture[str]) -> Callable[..., PumResult]:
-    """Run the `proscanup` CLI in-process: proscanup("--config", path, "-V")."""
-    from pum.agent.cli import main
+def static_pum(tmp_path: Path) -> Iterator[tuple[ProductTree, Upstream]]:
+    """A plain static server (not a PUM: it serves any list a test writes, unchecked) over a product
+    tree naming the power module; it records every request, query string included."""
+    tree = ProductTree(tmp_path / "static")
+    tree.put(MODULE, "#!/bin/sh\necho proscand\n")
+    tree.write_list(POWER_LIST, [MODULE])
+    server = Upstream(tree.root).start()
+    yield tree, server
+    server.stop()
 
-    return in_process(main, capsys)
+
+@pytest.fixture(scope="session")
+def proscanup_pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """proscanup.pyz as `pum` builds it for every release."""
+    from pum.client_bundle import build_client
+
+    return build_client(tmp_path_factory.mktemp("pyz") / "proscanup.pyz")
+
+
+# The host-side suite runs three ways: the package's entry point, the single file on this Python without
+# site-packages (proves: standard library only), and the single file on Debian's pypy3 (another Python).
+RUNNERS = ("package", "pyz", "pypy3")
+
+
+@pytest.fixture(params=RUNNERS)
+def proscanup(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> Callable[..., PumResult]:
+    """Run `proscanup`: proscanup("--config", path, "-V")."""
+    if request.param == "package":
+        from pum.agent.main import main
+
+        return in_process(main, capsys)
+    pyz = request.getfixturevalue("proscanup_pyz")
+    interpreter = [sys.executable, "-I", "-S"] if request.param == "pyz" else [require_program("pypy3")]
+
+    def invoke(*args: object) -> PumResult:
+        done = subprocess.run(
+            [*interpreter, str(pyz), *map(str, args)], capture_output=True, text=True, timeout=600
+        )
+        return PumResult(done.returncode, done.stdout, done.stderr)
+
+    return invoke

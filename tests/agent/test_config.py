@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pum.agent.config import parse_agent_config
+from pum.agent.proscan_conf import parse_agent_config
 from pum.errors import ConfigError, ExitStatus
 
 GOOD = """[scanner]
@@ -84,3 +84,17 @@ def test_missing_config_file_exits_with_the_config_status(proscanup, tmp_path: P
     result = proscanup("--config", tmp_path / "nowhere.conf")
     assert result.code == ExitStatus.CONFIG
     assert "nowhere.conf: no such configuration file" in result.err
+
+
+@pytest.mark.parametrize(
+    ("encode", "encoding"),
+    [(lambda t: b"\xef\xbb\xbf" + t.encode(), "utf-8 with BOM"), (lambda t: t.encode("cp932"), "cp932")],
+)
+def test_proscan_conf_saved_on_a_japanese_windows_desktop_loads(tmp_path, encode, encoding):
+    from pum.agent.proscan_conf import load_agent_config
+
+    path = tmp_path / "proscan.conf"
+    path.write_bytes(encode("# スキャナーの設定\n" + GOOD))
+    config = load_agent_config(path)
+    assert config.encoding == encoding
+    assert config.product_list == "ibm/power/PSHB06.lst"

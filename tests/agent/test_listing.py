@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pum.agent.config import parse_agent_config
 from pum.agent.listing import classify, parse_version
+from pum.agent.proscan_conf import parse_agent_config
 from pum.formats.productlist import ListEntry
 
 MD5 = "d41d8cd98f00b204e9800998ecf8427e"

@@ -219,7 +219,7 @@ def test_a_missing_version_file_is_not_a_failure(site, host, proscanup):
 
 
 def run_proscanup(h, *args: str, executable: list[str] | None = None, **popen) -> subprocess.Popen:
-    argv = executable or [PYTHON, "-m", "pum.agent.cli"]
+    argv = executable or [PYTHON, "-m", "pum.agent.main"]
     env = {k: v for k, v in os.environ.items() if k != "PROSCANUP_LOCK_TOKEN"}
     return subprocess.Popen(
         [*argv, "--config", str(h.conf), *args],
@@ -273,7 +273,7 @@ def test_proscanup_killed_mid_install_is_restored_by_the_next_run(site, host, pr
 def test_the_updater_replaces_itself_while_running(site, host):
     h = make_host(host)
     launcher = h.install / "bin" / "proscanup"
-    launcher.write_text(f"#!{PYTHON}\nimport sys\nfrom pum.agent.cli import main\nsys.exit(main())\n")
+    launcher.write_text(f"#!{PYTHON}\nimport sys\nfrom pum.agent.main import main\nsys.exit(main())\n")
     launcher.chmod(0o755)
     new = launcher.read_text().replace("import sys", "# proscanup of ProScan 6.0.7\nimport sys")
     publish_vendor_package(site, auto_install(), **{"bin_6.0.7/proscanup": new})
@@ -291,7 +291,7 @@ def post_update_calling_upgrade(site, h, status: str = "exit 0") -> None:
     script = (
         "#!/bin/sh\n"
         'echo "post_update: upgrading the engine"\n'
-        f"{PYTHON} -m pum.agent.cli --config {h.conf} -V upgrade\n"
+        f"{PYTHON} -m pum.agent.main --config {h.conf} -V upgrade\n"
         f"{status}\n"
     )
     site.tree.put(POST_UPDATE, script)
@@ -331,7 +331,7 @@ def test_an_unrelated_run_still_finds_the_lock_held(host):
         assert other.returncode == ExitStatus.LOCK_HELD, out.decode()
         assert b"holds the lock" in out
         forged = subprocess.run(
-            [PYTHON, "-m", "pum.agent.cli", "--config", str(h.conf), "upgrade"],
+            [PYTHON, "-m", "pum.agent.main", "--config", str(h.conf), "upgrade"],
             env={**os.environ, "PROSCANUP_LOCK_TOKEN": "0" * 32},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

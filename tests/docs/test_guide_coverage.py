@@ -115,7 +115,9 @@ def test_every_run_log_line_is_explained(language):
 
 def _commands() -> list[tuple[str, list[str]]]:
     """(command line, its long options) of every `pum` and `proscanup` command."""
-    from pum.agent.cli import cli as proscanup
+    import argparse
+
+    from pum.agent.main import build_parser
     from pum.cli import cli as pum
 
     found: list[tuple[str, list[str]]] = []
@@ -126,8 +128,22 @@ def _commands() -> list[tuple[str, list[str]]]:
         for name, sub in getattr(command, "commands", {}).items():
             walk(sub, f"{path} {name}")
 
+    def walk_argparse(parser: argparse.ArgumentParser, path: str) -> None:
+        options = [
+            name
+            for action in parser._actions
+            if action.help != argparse.SUPPRESS
+            for name in action.option_strings
+            if name.startswith("--") and name not in ("--help", "--version")
+        ]
+        found.append((path, options))
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk_argparse(sub, f"{path} {name}")
+
     walk(pum, "pum")
-    walk(proscanup, "proscanup")
+    walk_argparse(build_parser(), "proscanup")
     return found
 
 
@@ -144,7 +160,7 @@ def test_every_command_and_option_is_in_the_guide(language):
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_every_proscanup_option_has_a_row(language):
-    from pum.agent.config import KEYS as AGENT_KEYS
+    from pum.agent.proscan_conf import KEYS as AGENT_KEYS
 
     rows = _rows(DOCS / language / "admin-guide.md")
     assert sorted(set(AGENT_KEYS) - set(rows)) == [], "[update.options] options missing from the table"

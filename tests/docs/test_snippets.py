@@ -121,7 +121,7 @@ def test_freshclam_conf_snippet_updates_a_client_from_pum(snippet, pum_serve_url
 
 @pytest.mark.parametrize("snippet", _params("proscan.conf"))
 def test_proscan_conf_snippet_loads_in_proscanup(snippet, tmp_path):
-    from pum.agent.config import load_agent_config
+    from pum.agent.proscan_conf import load_agent_config
 
     path = tmp_path / "proscan.conf"
     path.write_text(snippet.text)
@@ -259,18 +259,32 @@ def _parse_with_click(command: click.Command, name: str, args: list[str]) -> Non
 
 
 def _cli_of(program: str) -> click.Command:
-    if program == "pum":
-        from pum.cli import cli
+    from pum.cli import cli
 
-        return cli
-    from pum.agent import cli as agent_cli
+    return cli
 
-    return next(v for v in vars(agent_cli).values() if isinstance(v, click.Group))
+
+def _parse_proscanup(args: list[str]) -> str | None:
+    """The usage error argparse would print for this proscanup command line, or None."""
+    from pum.agent.main import UsageError, build_parser
+
+    try:
+        build_parser().parse_args(args)
+    except UsageError as error:
+        return str(error)
+    except SystemExit:
+        return None  # --version, --help
+    return None
 
 
 @pytest.mark.parametrize("snippet", _params("sh"))
 def test_command_lines_in_the_guides_parse(snippet):
     for words in _command_lines(snippet):
+        if words[0] == "proscanup":
+            problem = _parse_proscanup(words[1:])
+            if problem:
+                pytest.fail(f"{snippet.where}: {' '.join(words)}: {problem}")
+            continue
         try:
             _parse_with_click(_cli_of(words[0]), words[0], words[1:])
         except click.UsageError as error:

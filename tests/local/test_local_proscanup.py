@@ -35,7 +35,7 @@ def test_proscanup_picks_up_the_imported_post_update_and_runs_it(served, pum, tm
             "ReloadApplication": "yes",
         }
         host_conf.write_text("[update.options]\n" + "".join(f"{k} = {v}\n" for k, v in options.items()))
-        from pum.agent.cli import main
+        from pum.agent.main import main
 
         result = in_process(main, capsys)("--config", host_conf, "-V")
         assert result.code == 0, result

@@ -55,7 +55,10 @@ class Tier:
         return self.manifest()["serial"]
 
     def files(self) -> dict:
-        return self.manifest()["files"]
+        """The release's files a sub copies: PUM's own dot-files (.pum/products.json, the proscanup.pyz
+        each PUM stages itself) are left out."""
+        files = self.manifest()["files"]
+        return {path: record for path, record in files.items() if not path.startswith(".")}
 
     def state(self) -> dict:
         return json.loads((self.data / "state" / "mirror.json").read_text())

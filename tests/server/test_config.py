@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pum.config import Server, parse_config
+from pum.common.servers import Server
+from pum.config import parse_config
 from pum.errors import ConfigError, ExitStatus
 
 ORIGINAL = """# PUM configuration as the original product shipped it

@@ -122,9 +122,13 @@ def test_an_import_filling_the_disk_names_the_data_dir_in_the_error_and_the_run_
     import os
     import subprocess
 
+    from pum.client_bundle import build_client_bytes
+
     tiny = tmp_path / "tiny"
     tiny.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tiny)], check=True)
+    pyz_pages = -(-len(build_client_bytes()) // 4096)  # every release holds proscanup.pyz
+    size = f"size={64 + 4 * pyz_pages}k"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", size, "tmpfs", str(tiny)], check=True)
     try:
         conf = pum_conf(data_dir=tiny / "data", docroot=tmp_path / "www" / "pum")
         first = tmp_path / "first"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pum.config import Server
+from pum.common.servers import Server
 from pum.errors import ExitStatus
 from pum.net.cooldown import MAX_COOL_DOWN, CoolDowns, retry_after_seconds
 

@@ -41,6 +41,7 @@ def test_first_run_from_empty_releases_the_verified_cvd_and_the_patch_history(
     assert set(files) == {
         "test.cvd", "test-3.cvd.sign", "dns.txt",
         "test-2.cdiff", "test-2.cdiff.sign", "test-3.cdiff", "test-3.cdiff.sign",
+        ".pum/client/proscanup.pyz",
     }  # fmt: skip
 
 

@@ -14,8 +14,8 @@ import uuid
 from pathlib import Path
 from typing import List, Optional
 
+from pum.common.runlock import RunLock
 from pum.errors import LockHeld
-from pum.lock import RunLock
 
 LOCK = "proscanup.lock"
 TOKEN_ENV = "PROSCANUP_LOCK_TOKEN"

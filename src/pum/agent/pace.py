@@ -1,6 +1,6 @@
 """A download's pace: `MaxRate` (bytes/s) and, on a terminal only, one progress line with size and ETA.
 
-Called after every chunk written (`agent/http.py` download's `progress`); it sleeps when the download is
+Called after every chunk written (`agent/pum_client.py` download's `progress`); it sleeps when the download is
 ahead of MaxRate. Under cron (no terminal) it prints nothing. Python 3.6-clean, no rich on the host side.
 """
 

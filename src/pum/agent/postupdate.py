@@ -7,19 +7,20 @@ old script, and deleting the local copy makes the next run download and execute 
 killed script keeps its local copy (delete it to run it again).
 """
 
-from __future__ import annotations
-
 import os
+from typing import Optional
 
 from pum.agent.command import CommandError, run_command, script_argv
-from pum.agent.config import AgentConfig
-from pum.agent.http import UpdateClient
 from pum.agent.listing import POST_UPDATE, Say
 from pum.agent.nested import child_failures
+from pum.agent.proscan_conf import AgentConfig
+from pum.agent.pum_client import UpdateClient
 from pum.formats.productlist import ListEntry
 
 
-def fetch_post_update(client: UpdateClient, config: AgentConfig, entry: ListEntry | None, say: Say) -> bool:
+def fetch_post_update(
+    client: UpdateClient, config: AgentConfig, entry: Optional[ListEntry], say: Say
+) -> bool:
     """Download the script when it is listed and absent locally; True when it was downloaded now."""
     local = config.post_update_path
     if entry is None:
@@ -30,7 +31,7 @@ def fetch_post_update(client: UpdateClient, config: AgentConfig, entry: ListEntr
         return False
     say("Downloading Post-update file, Please wait...")
     client.download(entry.path, local, entry.md5)
-    os.chmod(local, 0o755)
+    os.chmod(str(local), 0o755)
     say(f"Success: Get post update file [md5sum {entry.md5}]")
     return True
 

@@ -2,43 +2,21 @@
 package (`<package path>.rollout`, see formats/rollout.py) and this host's id.
 
 No document: every host takes part. The host id is a UUID4 kept in `<StateDir>/host_id` (one line, made
-at the first need; the fleet report sends the same id). Python 3.6-clean.
+at the first need by agent/host_state.py; the fleet report sends the same id). Python 3.6-clean.
 """
 
-import os
-import re
 import socket
-import uuid
 from pathlib import Path
 from typing import Callable, Optional
 
+from pum.agent.host_state import host_id
 from pum.errors import VerifyError
 from pum.formats import FormatError
 from pum.formats.rollout import SUFFIX, host_share, parse_rollout, takes_part
 
-HOST_ID = "host_id"
 DOCUMENT_LIMIT = 8 << 20
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 GetOptional = Callable[[str, int], Optional[bytes]]  # relpath, limit -> body, or None when not served
-
-
-def host_id(state_dir: Path) -> str:
-    path = state_dir / HOST_ID
-    try:
-        with open(str(path), "rb") as stream:
-            text = stream.read(100).decode("ascii", "replace").strip()
-        if _UUID.fullmatch(text):
-            return text
-    except FileNotFoundError:
-        pass
-    made = str(uuid.uuid4())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(HOST_ID + ".part")
-    with open(str(part), "w", encoding="ascii") as stream:
-        stream.write(made + "\n")
-    os.replace(str(part), str(path))
-    return made
 
 
 def in_rollout(

@@ -29,11 +29,9 @@ import shlex
 import shutil
 import tarfile
 from pathlib import Path
-from typing import Callable, Dict, List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional
 
 from pum.agent.command import CommandError, new_token, run_command, script_argv
-from pum.agent.config import AgentConfig
-from pum.agent.http import UpdateClient
 from pum.agent.journal import (
     Journal,
     NotEnoughSpace,
@@ -48,13 +46,15 @@ from pum.agent.journal import (
 from pum.agent.listing import Package, Say, fetch_plan, parse_version
 from pum.agent.nested import RunSlot
 from pum.agent.pace import Pace
+from pum.agent.proscan_conf import AgentConfig
+from pum.agent.pum_client import UpdateClient
 from pum.agent.rollout import in_rollout
-from pum.agent.update import client_for
-from pum.errors import ConfigError, PumError, UpstreamError, VerifyError
+from pum.agent.update import check_signed_metadata, client_for
+from pum.common.hashing import md5_file
+from pum.errors import ConfigError, PumError, VerifyError
 from pum.formats import FormatError
 from pum.formats.engine import EngineVersion, parse_clamd_version, parse_engine_version, parse_version_file
 from pum.formats.productlist import safe_relative_path
-from pum.store import md5_file
 
 MB = 1 << 20
 ENGINE_FILE = "clamav_version.txt"
@@ -89,12 +89,13 @@ def _upgrade(config: AgentConfig, say: Say, show: Say, engine_at_most: Optional[
     journal = Journal(config.state_dir)
     recover(journal, say)
     with client_for(config) as client:
+        check_signed_metadata(client, config, say)
         plan = fetch_plan(client, config, say)
         if not plan.packages:
             say("No upgrade package on the server")
             return False
         package = max(plan.packages, key=lambda p: p.version)
-        if not in_rollout(_get_optional(client), config.state_dir, package.entry.path, say):
+        if not in_rollout(client.get_optional, config.state_dir, package.entry.path, say):
             return False
         installed = _Installed(config)
         if engine_at_most is not None and installed.engine() > engine_at_most:
@@ -265,25 +266,19 @@ def _existing_ancestor(path: Path) -> Path:
     return path
 
 
-def _get_optional(client: UpdateClient) -> Callable[[str, int], Optional[bytes]]:
-    """A file the PUM may not serve (the rollout document): its bytes, or None when every server says 404."""
-
-    def get(relpath: str, limit: int) -> Optional[bytes]:
-        try:
-            return client.get_bytes(relpath, limit)
-        except UpstreamError as error:
-            reasons = str(error).partition(": ")[2].split("; ")
-            if reasons and all(reason.endswith("answered 404") for reason in reasons):
-                return None
-            raise
-
-    return get
+def _signed(client: UpdateClient, package: Package, path: Path) -> bool:
+    """A package kept from an earlier run is the signed target too (TrustedRoot), or is fetched again."""
+    try:
+        client.check_signed(package.entry.path, path, str(path))
+    except VerifyError:
+        return False
+    return True
 
 
 def fetch_package(client: UpdateClient, config: AgentConfig, package: Package, say: Say) -> Path:
     dest = config.downloads / package.name
     if dest.exists():
-        if md5_file(dest) == package.entry.md5:
+        if md5_file(dest) == package.entry.md5 and _signed(client, package, dest):
             say(f"Reusing the package downloaded earlier: {dest}")
             return dest
         dest.unlink()

@@ -1,8 +1,11 @@
-"""Product lists (`*.lst`): md5sum-format lines naming product files by relative path and MD5."""
+"""Product lists (`*.lst`): md5sum-format lines naming product files by relative path and MD5.
+
+Read by proscanup on the hosts too: standard library only, Python 3.6-clean.
+"""
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from typing import Dict, List, NamedTuple, Optional
 
 from . import FormatError
 
@@ -13,8 +16,7 @@ _MAX_COMPONENT_BYTES = 255
 _MAX_PATH_BYTES = 4096
 
 
-@dataclass(frozen=True)
-class ListEntry:
+class ListEntry(NamedTuple):
     """One product file named by a list: its MD5 (lowercase hex), its path, the line it is on."""
 
     md5: str
@@ -65,23 +67,23 @@ def safe_relative_path(path: str) -> str:
     return canonical
 
 
-def parse_product_list(text: str, list_name: str) -> list[ListEntry]:
+def parse_product_list(text: str, list_name: str) -> List[ListEntry]:
     """Parse a product list; errors read `<list_name>:<line>: what is wrong`.
 
     Blank lines and lines starting with `#` are skipped; a CR before the LF is dropped. Paths go
     through `safe_relative_path`, so `./a` and `a` are the same file, and naming it twice is an error.
     """
-    entries: list[ListEntry] = []
-    first_seen: dict[str, int] = {}
+    entries: List[ListEntry] = []
+    first_seen: Dict[str, int] = {}
     for number, raw_line in enumerate(text.split("\n"), start=1):
-        line = raw_line.removesuffix("\r")
+        line = raw_line[:-1] if raw_line.endswith("\r") else raw_line
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         match = _LINE.fullmatch(line)
         if match is None:
             raise FormatError(f"{list_name}:{number}: expected '<32 hex md5>  <path>', got {line[:80]!r}")
         try:
-            path = safe_relative_path(match["path"])
+            path = safe_relative_path(match.group("path"))
         except FormatError as error:
             raise FormatError(f"{list_name}:{number}: {error}") from None
         if path in first_seen:
@@ -89,7 +91,7 @@ def parse_product_list(text: str, list_name: str) -> list[ListEntry]:
                 f"{list_name}:{number}: duplicate path {path!r} (first on line {first_seen[path]})"
             )
         first_seen[path] = number
-        entries.append(ListEntry(md5=match["md5"].lower(), path=path, line=number))
+        entries.append(ListEntry(md5=match.group("md5").lower(), path=path, line=number))
     return entries
 
 
@@ -99,7 +101,7 @@ VDF_SUFFIXES = (".cvd", ".cld", ".cdiff", ".sign")
 VERSION_FILE = "dns.txt"
 
 
-def reserved_path_problem(path: str) -> str | None:
+def reserved_path_problem(path: str) -> Optional[str]:
     """Why product or operator content may not take this (safe, relative) path of a release, or None."""
     parts = path.split("/")
     name = parts[-1]

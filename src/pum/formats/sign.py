@@ -1,7 +1,11 @@
-"""ClamAV's RSA signature checks (the CVD header dsig and the CDIFF dsig), in pure Python."""
+"""ClamAV's RSA signature checks (the CVD header dsig and the CDIFF dsig), in pure Python.
+
+Host side too: standard library only, Python 3.6-clean.
+"""
 
 import hashlib
 import hmac
+from typing import Optional
 
 # The public key that signs the MD5 of every CVD body: CLI_NSTR / CLI_ESTR in libclamav/dsig.c.
 _CVD_MODULUS = int(
@@ -49,7 +53,7 @@ def dsig_alphabet_ok(dsig: str) -> bool:
     return all(char in _DSIG_DIGIT for char in dsig)
 
 
-def _dsig_number(dsig: str) -> int | None:
+def _dsig_number(dsig: str) -> Optional[int]:
     # cli_decodesig (libclamav/dsig.c) adds digit << (6 * i) for character i: the first character holds
     # the lowest six bits, so the text is a little-endian number.
     number = 0
@@ -61,7 +65,7 @@ def _dsig_number(dsig: str) -> int | None:
     return number
 
 
-def _rsa_open(dsig: str, max_length: int, modulus: int, exponent: int, size: int) -> bytes | None:
+def _rsa_open(dsig: str, max_length: int, modulus: int, exponent: int, size: int) -> Optional[bytes]:
     """The signed block inside `dsig`, as `size` big-endian bytes, or None when it cannot be one."""
     if not dsig or len(dsig) > max_length:
         return None
@@ -106,7 +110,10 @@ def cdiff_signature_ok(sha256_digest: bytes, dsig: str) -> bool:
         return False
     masked = block[:_PSS_DATA]
     signed_hash = block[_PSS_DATA : _PSS_DATA + _SHA256_SIZE]
-    data = bytearray(a ^ b for a, b in zip(masked, _mgf1_sha256(signed_hash, _PSS_DATA), strict=True))
+    mask = _mgf1_sha256(signed_hash, _PSS_DATA)
+    if len(mask) != len(masked):
+        return False
+    data = bytearray(a ^ b for a, b in zip(masked, mask))  # noqa: B905 - lengths checked above; zip(strict=) is 3.10+
     data[0] &= 0x7F
     # cli_versig2 takes the salt after the first 0x01 and demands it be exactly 32 bytes long; like it,
     # we do not look at the bytes before that 0x01.

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pum.config import Server
+from pum.common.servers import Server
 
 
 @dataclass(frozen=True, kw_only=True)

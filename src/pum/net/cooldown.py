@@ -6,7 +6,7 @@ import re
 import time
 from pathlib import Path
 
-from pum.config import Server
+from pum.common.servers import Server
 from pum.formats.httpdate import parse_http_date
 from pum.store.state import (
     CoolDown,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import ssl
@@ -16,7 +15,16 @@ from typing import TypedDict, TypeVar
 
 import httpx
 
-from pum.config import Config, Server
+from pum.common.download import (
+    PartAnswer,
+    StartAgain,
+    TooLarge,
+    UnexpectedAnswer,
+    part_offset,
+    stream_to_part,
+)
+from pum.common.servers import Server
+from pum.config import Config
 from pum.errors import UpstreamError
 from pum.formats.httpdate import http_date, parse_http_date
 from pum.net.answers import Body, Downloaded, Missing, NotModified
@@ -24,7 +32,6 @@ from pum.net.cooldown import COOL_DOWN_FORBIDDEN, COOL_DOWN_TOO_MANY, CoolDowns,
 from pum.runlog import RunLog
 from pum.store.state import COOL_DOWNS
 
-CHUNK = 1 << 20
 _T = TypeVar("_T")
 # a download may take `download_deadline` seconds plus one second per MIN_RATE bytes of its size: a body
 # dripping a byte at a time outlives every read timeout, and must not hold the run lock for ever
@@ -354,73 +361,49 @@ class Transport:
                 return NotModified(**answer)
             if response.status_code == 404:
                 return Missing(**answer)
-            if response.status_code == 416 and offset:
-                if _complete_length(response) == offset:
-                    # the killed run had received it all: nothing is missing
-                    os.replace(part, dest)
-                    with open(dest, "rb") as done:
-                        digest = hashlib.file_digest(done, "sha256")
-                    return Downloaded(**answer, path=dest, size=offset, sha256=digest.hexdigest())
-                part.unlink()  # our partial file is not a prefix of theirs: start over
-                raise _Retryable("resume refused (416), starting again")
             encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
-            if encoding not in ("", "identity"):
+            if encoding not in ("", "identity") and response.status_code != 416:
                 raise UpstreamError(
                     f"{url}: answered with Content-Encoding {encoding!r}, not asked for: refused"
                 )
-            digest = hashlib.sha256()
-            if response.status_code == 206 and offset and content_range_start(response) == offset:
-                with open(part, "rb") as done:
-                    for chunk in iter(lambda: done.read(CHUNK), b""):
-                        digest.update(chunk)
-                mode = "ab"
-            elif response.status_code == 200:
-                offset, mode = 0, "wb"
-            elif response.status_code == 206:
-                part.unlink(missing_ok=True)  # another range than the one asked for: start over
-                raise _Retryable("the server answered another range than asked, starting again")
-            else:
-                raise UpstreamError(f"{url}: unexpected answer {response.status_code} to a download")
-            total = _content_length(response)
-            total = total + offset if total is not None else None
-            if total is not None and total > ceiling:
-                part.unlink(missing_ok=True)
-                raise UpstreamError(f"{url}: {total} bytes, larger than {ceiling} allowed: refused")
+            length = _content_length(response)
+            total = length + offset if length is not None and response.status_code == 206 else length
             deadline = clock() + self.settings.download_deadline + (total or ceiling) / MIN_RATE
-            received = offset
+
+            def on_chunk(size: int, received: int) -> None:
+                self.bytes_received += size
+                self.rate_cap.took(size)
+                if clock() > deadline:
+                    raise _ServerUnusable(
+                        f"{url}: {received} bytes in {self.settings.download_deadline:g}s and more "
+                        "(download_deadline): too slow; the part is kept for the next run"
+                    )
+                if self.progress:
+                    self.progress(relpath, received, total)
+
+            part_answer = PartAnswer(
+                response.status_code,
+                response.headers.get("Content-Range"),
+                response.headers.get("Content-Length"),
+            )
             try:
-                with open(part, mode) as out:
-                    for chunk in response.iter_raw():
-                        out.write(chunk)
-                        digest.update(chunk)
-                        received += len(chunk)
-                        self.bytes_received += len(chunk)
-                        self.rate_cap.took(len(chunk))
-                        if received > ceiling:
-                            out.close()
-                            part.unlink(missing_ok=True)
-                            raise UpstreamError(f"{url}: larger than {ceiling} bytes allowed: refused")
-                        if clock() > deadline:
-                            raise _ServerUnusable(
-                                f"{url}: {received} bytes in {self.settings.download_deadline:g}s and more "
-                                "(download_deadline): too slow; the part is kept for the next run"
-                            )
-                        if self.progress:
-                            self.progress(relpath, received, total)
-                    out.flush()
-                    os.fsync(out.fileno())
+                streamed = stream_to_part(
+                    part, offset, part_answer, response.iter_raw(), hashlib.sha256, on_chunk, ceiling
+                )
+            except StartAgain as why:
+                raise _Retryable(str(why)) from None
+            except TooLarge as why:
+                raise UpstreamError(f"{url}: {why}: refused") from None
+            except UnexpectedAnswer:
+                raise UpstreamError(
+                    f"{url}: unexpected answer {response.status_code} to a download"
+                ) from None
             except (httpx.TransportError, httpx.StreamError) as error:
                 raise _Retryable(
-                    f"interrupted after {received} bytes ({type(error).__name__}), resuming"
+                    f"interrupted after {part_offset(part)} bytes ({type(error).__name__}), resuming"
                 ) from None
-            except OSError as error:
-                if error.errno == errno.ENOSPC:
-                    part.unlink(missing_ok=True)  # a part kept on a full disk fails every later run
-                raise
-            if total is not None and received != total:
-                raise _Retryable(f"short body: {received} of {total} bytes, resuming")
             os.replace(part, dest)
-            return Downloaded(**answer, path=dest, size=received, sha256=digest.hexdigest())
+            return Downloaded(**answer, path=dest, size=streamed.size, sha256=streamed.digest)
 
     @contextmanager
     def _request(
@@ -505,23 +488,6 @@ class _Retryable(Exception):
 def _content_length(response: httpx.Response) -> int | None:
     value = response.headers.get("Content-Length")
     return int(value) if value and len(value) <= 18 and value.isascii() and value.isdigit() else None
-
-
-def _complete_length(response: httpx.Response) -> int | None:
-    """The length in a 416's `Content-Range: bytes */<length>`."""
-    value = response.headers.get("Content-Range", "")
-    unit, _, rest = value.partition(" ")
-    if unit != "bytes" or not rest.startswith("*/") or not rest[2:].isascii() or not rest[2:].isdigit():
-        return None
-    return int(rest[2:])
-
-
-def content_range_start(response: httpx.Response) -> int | None:
-    value = response.headers.get("Content-Range", "")
-    try:
-        return int(value.split()[1].split("-")[0])
-    except (IndexError, ValueError):
-        return None
 
 
 def short_reason(error: Exception) -> str:

@@ -16,6 +16,8 @@ from stat import S_ISREG
 from typing import Any
 
 from pum.clock import utc_stamp
+from pum.common.hashing import md5_file as md5_file  # re-exported for pum.store
+from pum.common.hashing import sha256_file as sha256_file  # re-exported for pum.store
 from pum.config import Config
 from pum.errors import StoreError
 from pum.formats import FormatError
@@ -37,17 +39,6 @@ MANIFEST_PATH = ".pum/manifest.json"
 # Manifests of past releases, kept after the releases are pruned, so that `pum export --since SERIAL` can
 # tell what changed since the release a closed network last imported.
 MANIFEST_HISTORY = 1000
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
-
-
-def md5_file(path: Path) -> str:
-    """Product lists and proscanup speak md5 (the original product's md5sum lists)."""
-    with open(path, "rb") as stream:
-        return hashlib.file_digest(stream, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
 
 
 class CriticalSection:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from pum.config import Config, Server
+from pum.common.servers import Server
+from pum.config import Config
 from pum.runlog import RunLog
 from pum.store import Staging, Store
 

@@ -28,7 +28,7 @@ from pum.sync.fetch import accepted_file, recheck_carried_signs, refuse_vdf_name
 from pum.sync.mirror import CopiedFrom, files_digest
 
 if TYPE_CHECKING:
-    from pum.config import Server
+    from pum.common.servers import Server
     from pum.sync import SyncContext
 
 INDEX_LIMIT = 64 << 20

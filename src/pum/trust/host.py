@@ -45,18 +45,27 @@ def verified_targets(
 
 def check_file(targets: Dict[str, TargetInfo], relpath: str, path: str) -> None:
     """Refuse (FormatError) a downloaded file that is not the signed target `relpath`: length and sha256."""
-    signed = targets.get(relpath)
-    if signed is None:
-        raise FormatError(f"{relpath}: not in the signed targets of the PUM")
     digest = hashlib.sha256()
     length = 0
     with open(path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
             length += len(block)
-    if length != signed.length or not hmac.compare_digest(digest.hexdigest(), signed.sha256):
+    _compare(targets, relpath, digest.hexdigest(), length)
+
+
+def check_data(targets: Dict[str, TargetInfo], relpath: str, data: bytes) -> None:
+    """`check_file` for a file held in memory (the product list, read before it is parsed)."""
+    _compare(targets, relpath, hashlib.sha256(data).hexdigest(), len(data))
+
+
+def _compare(targets: Dict[str, TargetInfo], relpath: str, sha256: str, length: int) -> None:
+    signed = targets.get(relpath)
+    if signed is None:
+        raise FormatError(f"{relpath}: not in the signed targets of the PUM")
+    if length != signed.length or not hmac.compare_digest(sha256, signed.sha256):
         raise FormatError(
-            f"{relpath}: sha256 {digest.hexdigest()} ({length} bytes) is not the signed "
+            f"{relpath}: sha256 {sha256} ({length} bytes) is not the signed "
             f"{signed.sha256} ({signed.length} bytes)"
         )
 

@@ -7,22 +7,21 @@ original `proscan_avupdate.sh --update-host=H --update-port=P`, with `{host}`, `
 `{database_dir}` and `{config}` filled in.
 """
 
-from __future__ import annotations
-
 import os
 import pwd
 import shlex
 from pathlib import Path
+from typing import List
 
 from pum.agent.command import CommandError, run_command
-from pum.agent.config import AgentConfig
 from pum.agent.listing import Say
-from pum.config import Server
+from pum.agent.proscan_conf import AgentConfig
+from pum.common.servers import Server
 
 FRESHCLAM_CONF = "freshclam.conf"
 
 
-def freshclam_config_text(config: AgentConfig, servers: list[Server]) -> str:
+def freshclam_config_text(config: AgentConfig, servers: List[Server]) -> str:
     owner = pwd.getpwuid(os.geteuid()).pw_name  # freshclam drops to DatabaseOwner when run as root
     mirrors = "".join(
         f"DatabaseMirror {server.base_url(config.protocol).rstrip('/')}\n" for server in servers
@@ -39,16 +38,16 @@ def freshclam_config_text(config: AgentConfig, servers: list[Server]) -> str:
     )
 
 
-def write_freshclam_config(config: AgentConfig, servers: list[Server]) -> Path:
+def write_freshclam_config(config: AgentConfig, servers: List[Server]) -> Path:
     path = config.state_dir / FRESHCLAM_CONF
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(freshclam_config_text(config, servers))
-    os.replace(tmp, path)
+    os.replace(str(tmp), str(path))
     return path
 
 
-def vdf_command(config: AgentConfig, servers: list[Server]) -> list[str]:
+def vdf_command(config: AgentConfig, servers: List[Server]) -> List[str]:
     conf = write_freshclam_config(config, servers)
     first = servers[0]
     default_port = 443 if config.protocol == "https" else 80
@@ -76,12 +75,15 @@ def vdf_command(config: AgentConfig, servers: list[Server]) -> list[str]:
     return argv + [f"--update-db={db}" for db in config.databases]
 
 
-def update_vdf(config: AgentConfig, servers: list[Server], say: Say, show: Say) -> None:
+def update_vdf(config: AgentConfig, servers: List[Server], say: Say, show: Say) -> None:
     config.database_dir.mkdir(parents=True, exist_ok=True)
     argv = vdf_command(config, servers)
     say("ClamAV update ....")
     say("-----")
-    finished = run_command(argv, timeout=config.command_timeout, show=show)
+    env = None
+    if config.ca_file is not None:  # freshclam's libcurl takes a CA bundle from the environment
+        env = dict(os.environ, CURL_CA_BUNDLE=str(config.ca_file))
+    finished = run_command(argv, timeout=config.command_timeout, show=show, env=env)
     say("-----")
     if finished.timed_out:
         raise CommandError(

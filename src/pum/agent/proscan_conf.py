@@ -1,15 +1,14 @@
-"""proscan.conf ([update.options] of the scanner's INI file) -> AgentConfig, a frozen dataclass built once."""
-
-from __future__ import annotations
+"""proscan.conf ([update.options] of the scanner's INI file) -> AgentConfig, an immutable record."""
 
 import configparser
 import difflib
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 from pum import __version__
-from pum.config import Server, parse_seconds, parse_servers, parse_yes_no, read_config_text
+from pum.common.conffile import parse_seconds, parse_yes_no, read_config_file
+from pum.common.servers import Server, parse_servers
 from pum.errors import ConfigError
 from pum.formats import FormatError
 from pum.formats.productlist import safe_relative_path
@@ -18,10 +17,9 @@ DEFAULT_CONFIG = Path("/etc/opt/proscan/proscan.conf")
 SECTION = "update.options"
 
 
-@dataclass(frozen=True)
-class AgentConfig:
+class AgentConfig(NamedTuple):
     path: Path
-    servers: tuple[Server, ...]
+    servers: Tuple[Server, ...]
     product_list: str
     protocol: str = "http"
     install_dir: Path = Path("/opt/proscan")
@@ -29,26 +27,30 @@ class AgentConfig:
     state_dir: Path = Path("/var/opt/proscan/proscanup")
     command_timeout: float = 300.0
     reload_application: bool = False
-    vdf_command: str | None = None
+    vdf_command: Optional[str] = None
     freshclam: str = "freshclam"
-    databases: tuple[str, ...] = ()
+    databases: Tuple[str, ...] = ()
     version_file: Path = Path("/opt/proscan/VERSION")
-    installer: str | None = None  # None: auto_install.sh when the package has one, else install.sh
+    installer: Optional[str] = None  # None: auto_install.sh when the package has one, else install.sh
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
-    user_agent: str = f"proscanup/{__version__}"
+    user_agent: str = "proscanup/" + __version__
+    ca_file: Optional[Path] = None
+    report_state: bool = True
+    download_deadline: float = 3600.0
+    encoding: str = "utf-8"  # the encoding proscan.conf was read in
     # the engine upgrade (agent/upgrade.py)
-    engine_version_command: str | None = None  # None: <InstallDir>/bin/clamd -V, else clamd -V on PATH
+    engine_version_command: Optional[str] = None  # None: <InstallDir>/bin/clamd -V, else clamd -V on PATH
     engine_dir: Path = Path("/usr/lib/clamav")
-    upgrade_backup_paths: tuple[Path, ...] = ()
-    upgrade_free_space: tuple[tuple[Path, int], ...] = ((Path("/usr/lib"), 700),)
+    upgrade_backup_paths: Tuple[Path, ...] = ()
+    upgrade_free_space: Tuple[Tuple[Path, int], ...] = ((Path("/usr/lib"), 700),)
     max_rate: int = 0  # bytes/s for the package download; 0: no limit
+    trusted_root: Optional[Path] = None  # the pinned root metadata (`pum keys show`); None: MD5 only
 
     @property
     def list_dir(self) -> str:
         """The list's directory on the server: modules below it are installed below `install_dir`."""
-        parent = self.product_list.rpartition("/")[0]
-        return parent
+        return self.product_list.rpartition("/")[0]
 
     @property
     def post_update_path(self) -> Path:
@@ -81,10 +83,10 @@ def _list_path(text: str) -> str:
     return path
 
 
-def _databases(text: str) -> tuple[str, ...]:
+def _databases(text: str) -> Tuple[str, ...]:
     names = tuple(part.strip() for part in text.split(",") if part.strip())
     for name in names:
-        if not re.fullmatch(r"[a-z0-9_]+", name):
+        if not re.match(r"^[a-z0-9_]+$", name):
             raise ValueError(f"database names are lowercase letters, digits and _, got {name!r}")
     return names
 
@@ -101,7 +103,7 @@ def _text(text: str) -> str:
 
 
 # option (as written in the file) -> (attribute, parser)
-KEYS = {
+KEYS: Dict[str, Tuple[str, Callable[[str], Any]]] = {
     "UpdateServer": ("servers", parse_servers),
     "Protocol": ("protocol", _protocol),
     "ProductList": ("product_list", _list_path),
@@ -117,17 +119,21 @@ KEYS = {
     "Installer": ("installer", _text),
     "ConnectTimeout": ("connect_timeout", parse_seconds),
     "ReadTimeout": ("read_timeout", parse_seconds),
+    "CAFile": ("ca_file", _path),
+    "ReportState": ("report_state", parse_yes_no),
+    "DownloadDeadline": ("download_deadline", parse_seconds),
     "EngineVersionCommand": ("engine_version_command", _text),
     "EngineDir": ("engine_dir", _path),
     "UpgradeBackupPaths": ("upgrade_backup_paths", lambda text: _paths(text)),
     "UpgradeFreeSpace": ("upgrade_free_space", lambda text: _free_space(text)),
     "MaxRate": ("max_rate", lambda text: _bytes_per_second(text)),
+    "TrustedRoot": ("trusted_root", _path),
 }
 _BY_LOWER = {key.lower(): key for key in KEYS}
 REQUIRED = ("UpdateServer", "ProductList")
 
 
-def parse_agent_config(text: str, path: Path) -> AgentConfig:
+def parse_agent_config(text: str, path: Path, encoding: str = "utf-8") -> AgentConfig:
     """Read `[update.options]`; other sections belong to the scanner and are left alone.
     Every error names `file:line`."""
     parser = configparser.ConfigParser(interpolation=None, strict=True)
@@ -138,7 +144,7 @@ def parse_agent_config(text: str, path: Path) -> AgentConfig:
     if not parser.has_section(SECTION):
         raise ConfigError(f"{path}: no [{SECTION}] section (UpdateServer and ProductList go there)")
     lines = _option_lines(text)
-    values: dict[str, object] = {}
+    values: Dict[str, Any] = {"encoding": encoding}
     for option, raw in parser.items(SECTION):
         line, written = lines.get(option, ("?", option))
         where = f"{path}:{line}"
@@ -157,16 +163,15 @@ def parse_agent_config(text: str, path: Path) -> AgentConfig:
     for key in REQUIRED:
         if KEYS[key][0] not in values:
             raise ConfigError(f"{path}: [{SECTION}] needs {key}")
-    install_dir = values.get("install_dir", AgentConfig.install_dir)
-    assert isinstance(install_dir, Path)
+    install_dir = values.get("install_dir", Path("/opt/proscan"))
     values.setdefault("database_dir", install_dir / "var" / "clamav")
     values.setdefault("version_file", install_dir / "VERSION")
-    return AgentConfig(path=path, **values)  # type: ignore[arg-type]
+    return AgentConfig(path=path, **values)
 
 
-def _option_lines(text: str) -> dict[str, tuple[int, str]]:
+def _option_lines(text: str) -> Dict[str, Tuple[Any, str]]:
     """Line and spelling of each option of [update.options] (configparser keeps neither)."""
-    lines: dict[str, tuple[int, str]] = {}
+    lines: Dict[str, Tuple[Any, str]] = {}
     section = None
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
@@ -184,12 +189,12 @@ def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
-def _paths(text: str) -> tuple[Path, ...]:
+def _paths(text: str) -> Tuple[Path, ...]:
     """UpgradeBackupPaths: absolute paths, comma-separated."""
     return tuple(_path(part.strip()) for part in text.split(",") if part.strip())
 
 
-def _free_space(text: str) -> tuple[tuple[Path, int], ...]:
+def _free_space(text: str) -> Tuple[Tuple[Path, int], ...]:
     """UpgradeFreeSpace: `path:MB` pairs, comma-separated (`/usr/lib:700,/opt:200`)."""
     rules = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
@@ -206,6 +211,7 @@ def _bytes_per_second(text: str) -> int:
     return int(text)
 
 
-def load_agent_config(path: Path | None = None) -> AgentConfig:
+def load_agent_config(path: Optional[Path] = None) -> AgentConfig:
     path = path or DEFAULT_CONFIG
-    return parse_agent_config(read_config_text(path, " (give --config PATH)"), path)
+    text, encoding = read_config_file(path, " (give --config PATH)")
+    return parse_agent_config(text, path, encoding)
