@@ -22,7 +22,7 @@ from pum.errors import PumError, StoreError, VerifyError
 from pum.formats.productlist import VDF_SUFFIXES, VERSION_FILE
 from pum.lock import RunLock
 from pum.runlog import RunLog
-from pum.store import LastRun, Staging, Store
+from pum.store import LastRun, Store
 from pum.sync import SyncContext
 
 if TYPE_CHECKING:
@@ -70,11 +70,10 @@ def run_cycle(
         try:
             if _held(store, log, build, "nothing fetched"):
                 return CycleOutcome(None, 0, 0)
-            staging = store.begin()
-            ctx = SyncContext(config, log, store, staging, progress, allow_downgrade=allow_downgrade)
+            ctx = SyncContext(config, log, store, progress, allow_downgrade=allow_downgrade)
             try:
                 build.fill(ctx)
-                published = publish_staged(config, store, staging, log, build)
+                published = publish_staged(config, store, ctx, log, build)
             except _HeldMeanwhile:
                 build.failed()  # downloads are kept: the run after 'pum unhold' fetches nothing twice
                 return CycleOutcome(None, ctx.requests, ctx.bytes_received)
@@ -165,11 +164,16 @@ class _HeldMeanwhile(Exception):
     """`pum hold` (or `pum rollback`) came while this cycle ran: nothing is published."""
 
 
-def publish_staged(config: Config, store: Store, staging: Staging, log: RunLog, build: Build) -> int | None:
+def publish_staged(config: Config, store: Store, ctx: SyncContext, log: RunLog, build: Build) -> int | None:
     """The end of every build: unchanged -> None, else validate, publish, prune. The hold is read again
-    right before publishing: `pum hold` does not wait for the run lock."""
+    right before publishing: `pum hold` does not wait for the run lock. A build that began no staging
+    tree (the upper answered 304) changed nothing."""
     from pum.trust.repository import resign_reason
 
+    if not ctx.staging_begun:
+        log.line("no update")
+        return None
+    staging = ctx.staging
     changed = staging.changed_paths()
     resign = resign_reason(config, staging.current_dir)
     if not changed and not resign:

@@ -47,7 +47,8 @@ class SourcesBuild(Build):
     def fill(self, ctx: SyncContext) -> None:
         collect_stale_parts(ctx)
         if self.from_current:
-            ctx.staging.start_from_current()
+            ctx.from_current = True
+            ctx.begin_staging()  # at once: the served tree is checked before anything is fetched
         for source in self.sources:
             source.sync(ctx)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 
@@ -51,6 +52,80 @@ def test_unchanged_upper_costs_one_request_and_no_payload(upstream_tree, main, s
     assert upper.payload_bytes() == 0
     assert copy.serial() == serial
     assert copy.log.splitlines()[-2:] == ["files checked 0, fetched 0, bytes 0", "no update"]
+
+
+class ServedTreeWatch:
+    """Every open, link, directory listing, mkdir and lstat under the given directories, while `on`."""
+
+    def __init__(self, monkeypatch, *roots) -> None:
+        self.roots = tuple(f"{root}/" for root in roots)
+        self.on = False
+        self.touched: list[tuple[str, str]] = []
+        sys.addaudithook(self._audit)  # audit hooks stay: `on` turns this one off after the test
+        lstat = os.lstat
+
+        def counting_lstat(path, *args, **kwargs):
+            self._note("lstat", path)
+            return lstat(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "lstat", counting_lstat)
+
+    def _audit(self, event: str, args: tuple) -> None:
+        if event in ("open", "os.link", "os.scandir", "os.listdir", "os.mkdir") and args:
+            self._note(event, args[0])
+
+    def _note(self, event: str, path: object) -> None:
+        if self.on and isinstance(path, str | os.PathLike) and os.fspath(path).startswith(self.roots):
+            self.touched.append((event, os.fspath(path)))
+
+
+def copied_sub(upstream_tree, main, sub, static, pum):
+    """A sub that copied the main's release 3."""
+    upstream_tree.publish(3)
+    assert pum("--config", main.conf, "run").code == 0
+    upper = static(main)
+    copy = sub("sub", upper.address)
+    assert pum("--config", copy.conf, "run").code == 0
+    return copy
+
+
+def test_unchanged_upper_begins_no_staging_tree_and_reads_no_served_file(
+    upstream_tree, main, sub, static, pum, monkeypatch
+):
+    copy = copied_sub(upstream_tree, main, sub, static, pum)
+    assert pum("--config", copy.conf, "run").code == 0  # the first 304 remembers the release it describes
+    serial = copy.serial()
+    watch = ServedTreeWatch(monkeypatch, copy.docroot.resolve(), copy.data / "staging")
+    watch.on = True
+    try:
+        result = pum("--config", copy.conf, "run")
+    finally:
+        watch.on = False
+    assert result.code == 0, result
+    assert watch.touched == []
+    assert not (copy.data / "staging").exists()
+    assert copy.serial() == serial
+    assert copy.log.splitlines()[-1] == "no update"
+
+
+def test_a_sub_with_local_content_keeps_it_over_the_unchanged_upper(
+    upstream_tree, main, sub, static, pum, tmp_path
+):
+    upstream_tree.publish(3)
+    assert pum("--config", main.conf, "run").code == 0
+    upper = static(main)
+    copy = sub("sub", upper.address)
+    assert pum("--config", copy.conf, "run").code == 0
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "notes.txt").write_text("ours\n")
+    imported = pum("--config", copy.conf, "import", local)
+    assert imported.code == 0, imported
+    files = copy.files()
+    assert "notes.txt" in files, files
+    for _ in range(2):
+        assert pum("--config", copy.conf, "run").code == 0
+        assert copy.files() == files
 
 
 def test_only_changed_files_are_fetched_and_the_rest_are_hard_links(upstream_tree, main, sub, static, pum):

@@ -142,13 +142,14 @@ class Store:
     def begin(self) -> Staging:
         """A fresh staging tree; leftovers of a killed run are removed first."""
         self._check_docroot_is_ours()
-        self._check_served_release_untouched()
+        current, manifest = self.current_dir(), self.current_manifest()
+        self._check_served_release_untouched(current, manifest)
         if self.staging_root.exists():
             shutil.rmtree(self.staging_root)
         self.staging_root.mkdir(parents=True)
         self.releases.mkdir(parents=True, exist_ok=True)
         self._write_generation()
-        return Staging(self, self.staging_root / "next", self.current_dir(), self.current_manifest())
+        return Staging(self, self.staging_root / "next", current, manifest)
 
     def _write_generation(self) -> None:
         marker = self.config.data_dir / "generation"
@@ -166,11 +167,11 @@ class Store:
             "move it away (or set docroot elsewhere) and run again"
         )
 
-    def _check_served_release_untouched(self) -> None:
+    def _check_served_release_untouched(self, current: Path | None, manifest: Manifest | None) -> None:
         """Refuse to build on a release changed behind PUM's back: the next release would carry the change
-        (unchanged files are hard links), and the vendor's old habit, unzipping into the web root, does it."""
-        current = self.current_dir()
-        manifest = self.current_manifest()
+        (unchanged files are hard links), and the vendor's old habit, unzipping into the web root, does it.
+        Checked whenever a staging tree is begun, i.e. before anything could carry a change; a run that
+        builds nothing (the upper's 304) does not walk the served tree; `pum verify` walks it on demand."""
         if current is None or manifest is None:
             return
         changes = changes_behind_our_back(current, manifest.files)
@@ -323,9 +324,11 @@ class Staging:
         self.source = ""
 
     def start_from_current(self) -> None:
-        """Server mode starts from everything served now; unchanged files cost a hard link each."""
+        """Server mode starts from everything served now; unchanged files cost a hard link each. The
+        release says where it comes from as the served one did, until a source says otherwise."""
         if self.current is None:
             return
+        self.source = self.current.source
         for relpath in self.current.files:
             self.link_from_current(relpath)
 

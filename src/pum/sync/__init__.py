@@ -15,15 +15,36 @@ if TYPE_CHECKING:
 
 @dataclass
 class SyncContext:
-    """What every source gets: the config, the run log, the store and staging tree, shared transports."""
+    """What every source gets: the config, the run log, the store and staging tree, shared transports.
+
+    The staging tree is begun on first use (`staging`): a run that learns nothing changed (the upper's 304)
+    begins none, so it costs the same for 1,000 served files as for 100,000 (no link, no lstat, no parse)."""
 
     config: Config
     log: RunLog
     store: Store
-    staging: Staging
     progress: ProgressHook | None = None
     allow_downgrade: bool = False  # `pum run --allow-downgrade`: a CVD older than the served one is accepted
+    # a staging tree begun later starts from everything served (server mode; a mirror kept by a 304)
+    from_current: bool = False
+    _staging: Staging | None = None
     _transports: dict[tuple[tuple[Server, ...], str], Transport] = field(default_factory=dict)
+
+    @property
+    def staging(self) -> Staging:
+        return self.begin_staging()
+
+    def begin_staging(self) -> Staging:
+        if self._staging is None:
+            staging = self.store.begin()
+            if self.from_current:
+                staging.start_from_current()
+            self._staging = staging
+        return self._staging
+
+    @property
+    def staging_begun(self) -> bool:
+        return self._staging is not None
 
     def transport(self, servers: tuple[Server, ...] | None = None, protocol: str | None = None) -> Transport:
         # imported here: httpx costs start-up time that a run answered by DNS alone never needs

@@ -86,19 +86,16 @@ class MirrorSource:
     def sync(self, ctx: SyncContext) -> None:
         state = ctx.store.mirror_state(ctx.log.line)
         transport = ctx.transport()
-        ours = CopiedFrom.of(ctx.staging.current)
-        validators = state.validators if state is not None else None
-        if not (ours and validators and validators.files == ours.files):
-            validators = None
+        validators, serving = served_validators(ctx, state)
         from pum.trust.upper import served_unchecked
 
         if served_unchecked(ctx):
             validators = None  # trusted_root was set since: check and carry the upper's release now
-        answer = fetch_manifest(transport, validators, fleet_query(ours))
+        answer = fetch_manifest(transport, validators, fleet_query(serving))
         if isinstance(answer, UpperManifest):
             copy_by_manifest(ctx, transport, answer.answer, answer.manifest)
         elif isinstance(answer, NotModified) and validators and state is not None:
-            keep_current(ctx, state, answer)
+            keep_current(ctx, state, validators, answer)
         elif isinstance(answer, NotModified):
             raise UpstreamError(f"{answer.url}: answered 304 Not Modified to a request without validators")
         else:
@@ -118,13 +115,31 @@ class UpperManifest:
     manifest: Manifest
 
 
-def fleet_query(ours: CopiedFrom | None) -> str:
+def served_validators(ctx: SyncContext, state: MirrorState | None) -> tuple[Validators | None, int]:
+    """The remembered validators if they describe the file set we serve, else None; and the upper's
+    release we serve (0: none).
+
+    Once a run found them to (`release`), the served release's serial, a readlink, says so: releases are
+    immutable. Else the served manifest's `source` is compared with them, and the release remembered."""
+    served = ctx.store.current_dir()
+    validators = state.validators if state is not None else None
+    if served is None or not served.name.isdigit():
+        return None, 0
+    if validators is not None and validators.release == int(served.name):
+        return validators, validators.copied_serial or 0
+    ours = CopiedFrom.of(ctx.store.current_manifest())
+    if not (ours and validators and validators.files == ours.files):
+        return None, ours.serial if ours else 0
+    return replace(validators, release=int(served.name), copied_serial=ours.serial), ours.serial
+
+
+def fleet_query(serving: int) -> str:
     """`?serial=<upper release we serve>&name=<host>`: how the upper's fleet view sees this sub-PUM
     (its access log keeps the query; see pum.fleet)."""
     import socket
 
     name = "".join(c for c in socket.gethostname().split(".")[0] if c.isalnum() or c in "._-")[:64]
-    return f"?serial={ours.serial if ours else 0}&name={name or 'pum'}"
+    return f"?serial={serving}&name={name or 'pum'}"
 
 
 def fetch_manifest(
@@ -152,14 +167,13 @@ def fetch_manifest(
         raise VerifyError(f"{answer.url}: not a PUM release manifest: {error}") from None
 
 
-def keep_current(ctx: SyncContext, state: MirrorState, answer: NotModified) -> None:
-    staging = ctx.staging
-    assert staging.current is not None  # validators are only sent for the release we serve
+def keep_current(ctx: SyncContext, state: MirrorState, validators: Validators, answer: NotModified) -> None:
+    """The upper's 304: no staging tree is begun, no served file read. Local content, if any, begins one
+    from the served release later."""
     ctx.log.line(f"{answer.url}: not modified (304): we serve the upper's release")
-    staging.start_from_current()
-    staging.source = staging.current.source
+    ctx.from_current = True
     ctx.log.line("files checked 0, fetched 0, bytes 0")
-    ctx.store.write_mirror_state(replace(state, checked=utc_stamp(), lag=_lag(0, 0)))
+    ctx.store.write_mirror_state(replace(state, validators=validators, checked=utc_stamp(), lag=_lag(0, 0)))
 
 
 class _UpperMoved(Exception):
