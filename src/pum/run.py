@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from pum.config import Config
 from pum.cycle import Build, CycleOutcome, run_cycle
 from pum.runlog import RunLog
-from pum.sync import Source, SyncContext
+from pum.sync import AfterPublish, Source, SyncContext
 from pum.sync.fetch import collect_stale_parts
 
 if TYPE_CHECKING:
@@ -54,6 +54,9 @@ class SourcesBuild(Build):
 
     def published(self, ctx: SyncContext, serial: int | None) -> None:
         ctx.store.clear_downloads()  # kept only while a failed or killed run may need them again
+        for source in self.sources:
+            if isinstance(source, AfterPublish):
+                source.published(ctx, serial)
 
 
 def run_once(

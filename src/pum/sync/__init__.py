@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pum.config import Config, Server
 from pum.runlog import RunLog
@@ -79,3 +79,10 @@ class Source(Protocol):
     """One kind of content: decides what is needed, asks Transport, hands verified files to Staging."""
 
     def sync(self, ctx: SyncContext) -> None: ...
+
+
+@runtime_checkable
+class AfterPublish(Protocol):
+    """A source that records something once the cycle published (or found nothing new), under the lock."""
+
+    def published(self, ctx: SyncContext, serial: int | None) -> None: ...

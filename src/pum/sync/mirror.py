@@ -83,6 +83,9 @@ def files_digest(files: Mapping[str, FileRecord]) -> str:
 
 
 class MirrorSource:
+    def __init__(self) -> None:
+        self.copied_serial: int | None = None  # the upper's release this run copied
+
     def sync(self, ctx: SyncContext) -> None:
         state = ctx.store.mirror_state(ctx.log.line)
         transport = ctx.transport()
@@ -93,7 +96,7 @@ class MirrorSource:
             validators = None  # trusted_root was set since: check and carry the upper's release now
         answer = fetch_manifest(transport, validators, fleet_query(serving))
         if isinstance(answer, UpperManifest):
-            copy_by_manifest(ctx, transport, answer.answer, answer.manifest)
+            self.copied_serial = copy_by_manifest(ctx, transport, answer.answer, answer.manifest)
         elif isinstance(answer, NotModified) and validators and state is not None:
             keep_current(ctx, state, validators, answer)
         elif isinstance(answer, NotModified):
@@ -105,6 +108,17 @@ class MirrorSource:
             refuse_unsigned_crawl(ctx, answer.url)
             ctx.log.line(f"{answer.url}: not found (404): copying the upper server by its index pages")
             crawl_upper(ctx, transport, state)
+
+    def published(self, ctx: SyncContext, serial: int | None) -> None:
+        """After the cycle: the release served now holds the upper's files this run copied; the validators
+        say which release that is, so that the next run's 304 reads nothing."""
+        state = ctx.store.mirror_state(ctx.log.line)
+        served = ctx.store.current_dir()
+        if self.copied_serial is None or state is None or state.validators is None or served is None:
+            return
+        if served.name.isdigit():
+            remembered = replace(state.validators, release=int(served.name), copied_serial=self.copied_serial)
+            ctx.store.write_mirror_state(replace(state, validators=remembered))
 
 
 @dataclass(frozen=True)
@@ -184,7 +198,8 @@ class _UpperMoved(Exception):
         self.fetched, self.manifest = fetched, manifest
 
 
-def copy_by_manifest(ctx: SyncContext, transport: Transport, fetched: Body, manifest: Manifest) -> None:
+def copy_by_manifest(ctx: SyncContext, transport: Transport, fetched: Body, manifest: Manifest) -> int:
+    """Copy the upper's release (or the one it publishes meanwhile); returns the serial copied."""
     ours = CopiedFrom.of(ctx.staging.current)
     for _attempt in range(COPY_ATTEMPTS):
         try:
@@ -199,7 +214,7 @@ def copy_by_manifest(ctx: SyncContext, transport: Transport, fetched: Body, mani
             _save_state(ctx, fetched, manifest, ours, copied=False)
             raise
         _save_state(ctx, fetched, manifest, ours, copied=True)
-        return
+        return manifest.serial
     _save_state(ctx, fetched, manifest, ours, copied=False)
     raise UpstreamError(
         f"{fetched.url}: the upper server published {COPY_ATTEMPTS} releases while we copied; "
