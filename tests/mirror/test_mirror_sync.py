@@ -226,11 +226,12 @@ def test_same_content_under_a_new_mtime_is_copied_locally_not_fetched(tmp_path, 
 
 def test_upper_publishing_during_the_copy_is_followed_not_refused(tmp_path, sub, static, pum):
     # x.bin comes slowly; meanwhile the upper publishes y.bin anew: the sub sees a y.bin unlike its
-    # manifest, reads the manifest again, and copies the newer release instead of refusing
+    # manifest, reads the manifest again, and copies the newer release instead of refusing (one download
+    # at a time: in parallel, y.bin would come before the upper publishes, a consistent copy of release 1)
     base = tmp_path / "upper"
     upper_root = publish_files(base, {"x.bin": b"x" * 1000, "y.bin": b"old" * 100})
     upper = static(upper_root)
-    copy = sub("sub", upper.address)
+    copy = sub("sub", upper.address, max_parallel=1)
     held = upper.fault("x.bin", slow=30, times=1)
     started = copy.data / "downloads" / "x.bin.part"  # the answer's head arrived, its body is held back
 
@@ -328,3 +329,25 @@ def test_interrupted_copy_is_resumed_from_the_download_area(tmp_path, sub, stati
     ranges = [r.headers.get("Range") for r in upper.requests if r.path == "/big.bin"]
     assert ranges == [None, "bytes=100000-"]
     assert (copy.docroot / "big.bin").read_bytes() == (upper_root / "big.bin").read_bytes()
+
+
+def test_parallel_downloads_with_one_failure_publish_nothing_partial(tmp_path, sub, static, pum):
+    base = tmp_path / "upper"
+    upper_root = publish_files(base, {f"d/f{n:02d}.bin": bytes([n]) * 500 for n in range(20)})
+    upper = static(upper_root)
+    copy = sub("sub", upper.address, max_parallel=4)
+    assert pum("--config", copy.conf, "run").code == 0
+    served = copy.files()
+    publish_files(base, {f"d/f{n:02d}.bin": bytes([n + 1]) * 600 for n in range(20)})
+    upper.fault("d/f07.bin", status=404)
+    result = pum("--config", copy.conf, "run")
+    assert result.code == ExitStatus.UPSTREAM, result
+    assert "d/f07.bin: not found (404)" in result.err
+    assert copy.files() == served
+    assert all(
+        (copy.docroot / p).read_bytes() == bytes([int(p[3:5])]) * 500 for p in served if p.startswith("d/")
+    )
+    assert not (copy.data / "staging").exists()
+    upper.faults.clear()
+    assert pum("--config", copy.conf, "run").code == 0
+    assert (copy.docroot / "d" / "f07.bin").read_bytes() == bytes([8]) * 600

@@ -436,6 +436,24 @@ def foreign_files(tree: Path, files: Mapping[str, FileRecord]) -> list[str]:
     return found
 
 
+def _syncfs(path: Path) -> bool:
+    """syncfs(2) on the file system holding `path` (Linux); False where it is not available."""
+    import ctypes
+
+    try:
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if syncfs(fd) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, os.strerror(error), str(path))
+    finally:
+        os.close(fd)
+    return True
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -444,7 +462,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# more new files than this: one syncfs(2) of the file system instead of an fsync each (10,000 fsyncs of a
+# first copy take seconds; one syncfs writes the same blocks at once)
+SYNCFS_FROM = 64
+
+
 def _fsync_tree(root: Path, files: list[Path]) -> None:
+    if len(files) > SYNCFS_FROM and _syncfs(root):
+        return
     for path in files:
         if path.exists():  # a file put and then removed again by a later source
             fd = os.open(path, os.O_RDONLY)

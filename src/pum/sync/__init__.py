@@ -29,6 +29,7 @@ class SyncContext:
     from_current: bool = False
     _staging: Staging | None = None
     _transports: dict[tuple[tuple[Server, ...], str], Transport] = field(default_factory=dict)
+    _siblings: list[Transport] = field(default_factory=list)  # of parallel downloads (sync/parallel.py)
 
     @property
     def staging(self) -> Staging:
@@ -53,11 +54,21 @@ class SyncContext:
         key = (servers or self.config.update_servers, protocol or self.config.update_protocol)
         if key not in self._transports:
             settings = TransportSettings.of(self.config)
-            self._transports[key] = Transport(settings, key[0], self.log, key[1], self.progress)
+            transport = Transport(settings, key[0], self.log, key[1], self.progress)
+            # made durable at publish (one fsync each there, or one syncfs): a download lost to a crash is
+            # found wrong by its sha256 or signature next run and fetched again
+            transport.durable = False
+            self._transports[key] = transport
         return self._transports[key]
 
+    def sibling_transport(self, transport: Transport) -> Transport:
+        """Another Transport like `transport` for a worker thread, counted in this run and closed with it."""
+        sibling = transport.sibling()
+        self._siblings.append(sibling)
+        return sibling
+
     def close(self) -> None:
-        for transport in self._transports.values():
+        for transport in [*self._transports.values(), *self._siblings]:
             transport.close()
 
     @property
@@ -68,11 +79,11 @@ class SyncContext:
 
     @property
     def requests(self) -> int:
-        return sum(t.requests for t in self._transports.values())
+        return sum(t.requests for t in [*self._transports.values(), *self._siblings])
 
     @property
     def bytes_received(self) -> int:
-        return sum(t.bytes_received for t in self._transports.values())
+        return sum(t.bytes_received for t in [*self._transports.values(), *self._siblings])
 
 
 class Source(Protocol):

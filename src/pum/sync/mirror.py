@@ -18,6 +18,7 @@ import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 from pum.clock import utc_stamp
@@ -30,6 +31,7 @@ from pum.net.answers import Body, Missing, NotModified
 from pum.store import MANIFEST_PATH
 from pum.store.state import Lag, MirrorState, Validators
 from pum.sync.fetch import (
+    Held,
     accepted,
     accepted_file,
     discard,
@@ -38,6 +40,7 @@ from pum.sync.fetch import (
     refuse_vdf_names,
     signs_last,
 )
+from pum.sync.parallel import fetch_in_parallel
 
 if TYPE_CHECKING:
     from pum.net.transport import Transport
@@ -243,20 +246,32 @@ def copy_release(ctx: SyncContext, transport: Transport, fetched: Body, manifest
     staging.source = copied.text()
     held = dict(staging.current.files) if staging.current is not None else {}
     by_content = {(record.sha256, record.size): path for path, record in held.items()}
-    received, count, carried = transport.bytes_received, 0, []
-    for relpath in signs_last(files):
-        record = files[relpath]
-        if held.get(relpath) == record:
-            staging.link_from_current(relpath)
-            carried.append(relpath)
-        elif (record.sha256, record.size) in by_content:
-            _reuse_held(ctx, relpath, by_content[(record.sha256, record.size)], record)
-            carried.append(relpath)
-        else:
-            _download(ctx, transport, fetched, manifest, relpath, record)
+    received, count, carried = ctx.bytes_received, 0, []
+    # `.sign` files after everything else: each is checked over the staged file it signs
+    ordered = signs_last(files)
+    for group in (
+        [p for p in ordered if not p.endswith(".sign")],
+        [p for p in ordered if p.endswith(".sign")],
+    ):
+        wanted = []
+        for relpath in group:
+            record = files[relpath]
+            if held.get(relpath) == record:
+                staging.link_from_current(relpath)
+                carried.append(relpath)
+            elif (record.sha256, record.size) in by_content:
+                _reuse_held(ctx, relpath, by_content[(record.sha256, record.size)], record)
+                carried.append(relpath)
+            else:
+                wanted.append(relpath)
+        jobs = [partial(_download, ctx, fetched, manifest, relpath, files[relpath]) for relpath in wanted]
+        for relpath, got in zip(wanted, fetch_in_parallel(ctx, transport, jobs), strict=True):
+            accepted(ctx, got, relpath)
+            staging.put(relpath, got.path, mtime=files[relpath].mtime, sha256=got.sha256, keep_source=True)
+            log.line(f"download {relpath} ({got.size} bytes)")
             count += 1
     recheck_carried_signs(ctx, carried, lambda relpath: transport.url_for(fetched.server, url_path(relpath)))
-    log.line(f"files checked {len(files)}, fetched {count}, bytes {transport.bytes_received - received}")
+    log.line(f"files checked {len(files)}, fetched {count}, bytes {ctx.bytes_received - received}")
 
 
 def _reuse_held(ctx: SyncContext, relpath: str, held_path: str, record: FileRecord) -> None:
@@ -282,12 +297,13 @@ def _reuse_held(ctx: SyncContext, relpath: str, held_path: str, record: FileReco
 
 def _download(
     ctx: SyncContext,
-    transport: Transport,
     manifest_answer: Body,
     manifest: Manifest,
     relpath: str,
     record: FileRecord,
-) -> None:
+    transport: Transport,
+) -> Held:
+    """The upper's file in the download area with the manifest's sha256 and size (a worker's job)."""
     dest = ctx.store.downloads / relpath
     for _attempt in range(2):
         left_by_earlier_run = dest.exists() or dest.with_name(dest.name + ".part").exists()
@@ -299,7 +315,7 @@ def _download(
                 f"the upper's release {manifest.serial} lists it"
             )
         if got.sha256 == record.sha256 and got.size == record.size:
-            break
+            return got
         discard(got)
         if left_by_earlier_run:
             # a download kept or resumed from an earlier run: the upper may have changed since
@@ -312,11 +328,7 @@ def _download(
             f"{got.where}: refused: sha256 {got.sha256} ({got.size} bytes) differs from the upper's "
             f"manifest (sha256 {record.sha256}, {record.size} bytes); the last good release stays served"
         )
-    else:
-        raise AssertionError("unreachable: the second attempt starts from nothing")
-    accepted(ctx, got, relpath)
-    ctx.staging.put(relpath, got.path, mtime=record.mtime, sha256=record.sha256, keep_source=True)
-    ctx.log.line(f"download {relpath} ({got.size} bytes)")
+    raise AssertionError("unreachable: the second attempt starts from nothing")
 
 
 def _recheck(transport: Transport, manifest: Manifest) -> None:
