@@ -7,8 +7,10 @@ published."""
 from __future__ import annotations
 
 import queue
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
@@ -38,11 +40,18 @@ def fetch_in_parallel(ctx: SyncContext, transport: Transport, jobs: Sequence[Job
         finally:
             idle.put(mine)
 
+    # a sliding window of submitted jobs: memory stays flat for 100,000 files (no future, no result held
+    # beyond the window), and a failure leaves at most the window to cancel
+    waiting = iter(jobs)
     with ThreadPoolExecutor(workers, thread_name_prefix="pum-download") as pool:
-        futures: list[Future[T]] = [pool.submit(run, job) for job in jobs]
+        submitted: deque[Future[T]] = deque(pool.submit(run, job) for job in islice(waiting, 2 * workers))
         try:
-            for future in futures:
-                yield future.result()
+            while submitted:
+                result = submitted.popleft().result()
+                following = next(waiting, None)
+                if following is not None:
+                    submitted.append(pool.submit(run, following))
+                yield result
         finally:
-            for future in futures:
+            for future in submitted:
                 future.cancel()
