@@ -203,15 +203,16 @@ class Store:
         )
         meta = staging.dir / ".pum"
         meta.mkdir(exist_ok=True)
-        (meta / "manifest.json").write_bytes(manifest.to_json())
+        manifest_json = manifest.to_json()
+        (meta / "manifest.json").write_bytes(manifest_json)
         # files linked from the served release were made durable when it was published
-        _fsync_tree(staging.dir, [*staging.fresh, meta / "manifest.json"])
+        _fsync_tree(staging.dir, [*staging.fresh, MANIFEST_PATH])
         final = self.releases / str(serial)
         os.rename(staging.dir, final)
         _fsync_dir(self.releases)
         self._switch_docroot(final)
         self.published = serial
-        self._remember_manifest(serial, manifest.to_json())
+        self._remember_manifest(serial, manifest_json)
         return serial
 
     def _remember_manifest(self, serial: int, manifest: bytes) -> None:
@@ -320,7 +321,9 @@ class Staging:
         self.current_dir = current_dir
         self.current = current
         self.records: dict[str, FileRecord] = {}
-        self.fresh: list[Path] = []  # files put in this staging tree: publish makes them durable
+        # paths put in this staging tree (strings: a Path each costs memory at 100,000 files): publish makes
+        # them durable
+        self.fresh: list[str] = []
         self.source = ""
 
     def start_from_current(self) -> None:
@@ -359,7 +362,7 @@ class Staging:
         if mtime is not None:
             os.utime(target, (mtime, mtime))
         os.chmod(target, 0o444)
-        self.fresh.append(target)
+        self.fresh.append(relpath)
         stat = target.stat()
         self.records[relpath] = FileRecord(
             size=stat.st_size, sha256=sha256 or sha256_file(target), mtime=int(stat.st_mtime)
@@ -467,10 +470,10 @@ def _fsync_dir(path: Path) -> None:
 SYNCFS_FROM = 64
 
 
-def _fsync_tree(root: Path, files: list[Path]) -> None:
-    if len(files) > SYNCFS_FROM and _syncfs(root):
+def _fsync_tree(root: Path, relpaths: list[str]) -> None:
+    if len(relpaths) > SYNCFS_FROM and _syncfs(root):
         return
-    for path in files:
+    for path in (root / relpath for relpath in relpaths):
         if path.exists():  # a file put and then removed again by a later source
             fd = os.open(path, os.O_RDONLY)
             try:
