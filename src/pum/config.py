@@ -230,6 +230,7 @@ class Config:
     download_deadline: float = _key(600.0, _deadline)
     max_file_size: int = _key(2048, _int_between(1, 1 << 20))
     max_rate: int = _key(0, _rate)
+    max_parallel: int = _key(4, _int_between(1, 32))  # downloads at once (a first copy, cdiffs and .sign)
 
     @property
     def proxy_url(self) -> str | None:

@@ -74,11 +74,12 @@ def run_cycle(
                 return CycleOutcome(None, 0, 0)
             for serial in store.collect_unserved():
                 log.line(f"remove release {serial}: built by an earlier run but never served")
-            staging = store.begin(repairing=build.repairs)
-            ctx = SyncContext(config, log, store, staging, progress, allow_downgrade=allow_downgrade)
+            ctx = SyncContext(
+                config, log, store, progress, allow_downgrade=allow_downgrade, repairing=build.repairs
+            )
             try:
                 build.fill(ctx)
-                published = publish_staged(config, store, staging, log, build)
+                published = publish_staged(config, store, ctx, log, build)
             except _HeldMeanwhile:
                 build.failed()  # downloads are kept: the run after 'pum unhold' fetches nothing twice
                 return CycleOutcome(None, ctx.requests, ctx.bytes_received)
@@ -115,9 +116,7 @@ def run_cycle(
 
 
 def refresh_status(config: Config, log: RunLog) -> None:
-    """The status files Apache and nginx serve (`pum serve` renders its own per request): rewritten after
-    every build, published or not, and after a rollback. A failure is a line in the run log, never a
-    failed run."""
+    """The status files Apache and nginx serve, rewritten after every build and rollback."""
     from pum.status import refresh_status_files
 
     problem = refresh_status_files(config)
@@ -183,11 +182,16 @@ class _HeldMeanwhile(Exception):
     """`pum hold` (or `pum rollback`) came while this cycle ran: nothing is published."""
 
 
-def publish_staged(config: Config, store: Store, staging: Staging, log: RunLog, build: Build) -> int | None:
+def publish_staged(config: Config, store: Store, ctx: SyncContext, log: RunLog, build: Build) -> int | None:
     """The end of every build: unchanged -> None, else validate, publish, prune. The hold is read again
-    right before publishing: `pum hold` does not wait for the run lock."""
+    right before publishing: `pum hold` does not wait for the run lock. A build that began no staging
+    tree (the upper answered 304) changed nothing."""
     from pum.trust.repository import resign_reason
 
+    if not ctx.staging_begun:
+        log.line("no update")
+        return None
+    staging = ctx.staging
     _stage_client(config, staging)
     changed = staging.changed_paths()
     resign = resign_reason(config, staging.current_dir)

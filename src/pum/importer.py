@@ -342,6 +342,7 @@ class _ImportBuild(Build):
         self.lines: list[str] = []
 
     def fill(self, ctx: SyncContext) -> None:
+        ctx.begin_staging()  # first: a served tree changed behind our back is refused before anything else
         previous = self.previous = self.area.load()
         tree = self.area.new_tree(previous, self.imported | self.removed)
         self.next = LocalContent(tree, {})

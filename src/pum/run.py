@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from pum.config import Config
 from pum.cycle import Build, CycleOutcome, run_cycle
 from pum.runlog import RunLog
-from pum.sync import Source, SyncContext
+from pum.sync import AfterPublish, Source, SyncContext
 from pum.sync.fetch import collect_stale_parts
 
 if TYPE_CHECKING:
@@ -47,12 +47,16 @@ class SourcesBuild(Build):
     def fill(self, ctx: SyncContext) -> None:
         collect_stale_parts(ctx)
         if self.from_current:
-            ctx.staging.start_from_current()
+            ctx.from_current = True
+            ctx.begin_staging()  # at once: the served tree is checked before anything is fetched
         for source in self.sources:
             source.sync(ctx)
 
     def published(self, ctx: SyncContext, serial: int | None) -> None:
         ctx.store.clear_downloads()  # kept only while a failed or killed run may need them again
+        for source in self.sources:
+            if isinstance(source, AfterPublish):
+                source.published(ctx, serial)
 
 
 def run_once(

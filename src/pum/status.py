@@ -153,8 +153,11 @@ def status_dir(config: Config) -> Path:
 
 
 def refresh_status_files(config: Config) -> str | None:
-    """`write_status_files` at the end of a run, a hold or a rollback: a failure is a line to log, never
-    a failed run."""
+    """`write_status_files` at the end of a run, a hold or a rollback, where `pum deploy apache|nginx` made
+    their directory (`pum serve` renders its own per request, so a PUM behind it pays no manifest read at
+    a "not modified" run): a failure is a line to log, never a failed run."""
+    if not status_dir(config).is_dir():
+        return None
     try:
         write_status_files(config)
     except OSError as error:

@@ -158,3 +158,12 @@ _COMPONENT = st.text(
 @given(st.lists(_COMPONENT, min_size=1, max_size=6).map("/".join))
 def test_safe_relative_path_accepts_any_plain_relative_path(path: str) -> None:
     assert safe_relative_path(path) == path
+
+
+def test_printable_ascii_holds_no_unreadable_character_so_its_fast_path_refuses_nothing_more() -> None:
+    from pum.formats.productlist import _PRINTABLE_ASCII, _unreadable
+
+    printable = "".join(chr(code) for code in range(0x20, 0x7F))
+    assert _PRINTABLE_ASCII.fullmatch(printable)
+    assert not [char for char in printable if _unreadable(char)]
+    assert all(_unreadable(chr(code)) for code in [*range(0x20), 0x7F])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 
@@ -51,6 +52,79 @@ def test_unchanged_upper_costs_one_request_and_no_payload(upstream_tree, main, s
     assert upper.payload_bytes() == 0
     assert copy.serial() == serial
     assert copy.log.splitlines()[-2:] == ["files checked 0, fetched 0, bytes 0", "no update"]
+
+
+class ServedTreeWatch:
+    """Every open, link, directory listing, mkdir and lstat under the given directories, while `on`."""
+
+    def __init__(self, monkeypatch, *roots) -> None:
+        self.roots = tuple(f"{root}/" for root in roots)
+        self.on = False
+        self.touched: list[tuple[str, str]] = []
+        sys.addaudithook(self._audit)  # audit hooks stay: `on` turns this one off after the test
+        lstat = os.lstat
+
+        def counting_lstat(path, *args, **kwargs):
+            self._note("lstat", path)
+            return lstat(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "lstat", counting_lstat)
+
+    def _audit(self, event: str, args: tuple) -> None:
+        if event in ("open", "os.link", "os.scandir", "os.listdir", "os.mkdir") and args:
+            self._note(event, args[0])
+
+    def _note(self, event: str, path: object) -> None:
+        if self.on and isinstance(path, str | os.PathLike) and os.fspath(path).startswith(self.roots):
+            self.touched.append((event, os.fspath(path)))
+
+
+def copied_sub(upstream_tree, main, sub, static, pum):
+    """A sub that copied the main's release 3."""
+    upstream_tree.publish(3)
+    assert pum("--config", main.conf, "run").code == 0
+    upper = static(main)
+    copy = sub("sub", upper.address)
+    assert pum("--config", copy.conf, "run").code == 0
+    return copy
+
+
+def test_unchanged_upper_begins_no_staging_tree_and_reads_no_served_file(
+    upstream_tree, main, sub, static, pum, monkeypatch
+):
+    copy = copied_sub(upstream_tree, main, sub, static, pum)
+    serial = copy.serial()
+    watch = ServedTreeWatch(monkeypatch, copy.docroot.resolve(), copy.data / "staging")
+    watch.on = True
+    try:
+        result = pum("--config", copy.conf, "run")
+    finally:
+        watch.on = False
+    assert result.code == 0, result
+    assert watch.touched == []
+    assert not (copy.data / "staging").exists()
+    assert copy.serial() == serial
+    assert copy.log.splitlines()[-1] == "no update"
+
+
+def test_a_sub_with_local_content_keeps_it_over_the_unchanged_upper(
+    upstream_tree, main, sub, static, pum, tmp_path
+):
+    upstream_tree.publish(3)
+    assert pum("--config", main.conf, "run").code == 0
+    upper = static(main)
+    copy = sub("sub", upper.address)
+    assert pum("--config", copy.conf, "run").code == 0
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "notes.txt").write_text("ours\n")
+    imported = pum("--config", copy.conf, "import", local)
+    assert imported.code == 0, imported
+    files = copy.files()
+    assert "notes.txt" in files, files
+    for _ in range(2):
+        assert pum("--config", copy.conf, "run").code == 0
+        assert copy.files() == files
 
 
 def test_only_changed_files_are_fetched_and_the_rest_are_hard_links(upstream_tree, main, sub, static, pum):
@@ -152,11 +226,12 @@ def test_same_content_under_a_new_mtime_is_copied_locally_not_fetched(tmp_path, 
 
 def test_upper_publishing_during_the_copy_is_followed_not_refused(tmp_path, sub, static, pum):
     # x.bin comes slowly; meanwhile the upper publishes y.bin anew: the sub sees a y.bin unlike its
-    # manifest, reads the manifest again, and copies the newer release instead of refusing
+    # manifest, reads the manifest again, and copies the newer release instead of refusing (one download
+    # at a time: in parallel, y.bin would come before the upper publishes, a consistent copy of release 1)
     base = tmp_path / "upper"
     upper_root = publish_files(base, {"x.bin": b"x" * 1000, "y.bin": b"old" * 100})
     upper = static(upper_root)
-    copy = sub("sub", upper.address)
+    copy = sub("sub", upper.address, max_parallel=1)
     held = upper.fault("x.bin", slow=30, times=1)
     started = copy.data / "downloads" / "x.bin.part"  # the answer's head arrived, its body is held back
 
@@ -295,3 +370,23 @@ def test_repair_on_a_sub_copies_a_file_changed_in_place_from_the_upper_again(
     assert copy.files() == main.files()
     assert (copy.docroot / "test-3.cdiff").read_bytes() == (main.docroot / "test-3.cdiff").read_bytes()
     assert pum("--config", copy.conf, "verify").code == 0
+def test_parallel_downloads_with_one_failure_publish_nothing_partial(tmp_path, sub, static, pum):
+    base = tmp_path / "upper"
+    upper_root = publish_files(base, {f"d/f{n:02d}.bin": bytes([n]) * 500 for n in range(20)})
+    upper = static(upper_root)
+    copy = sub("sub", upper.address, max_parallel=4)
+    assert pum("--config", copy.conf, "run").code == 0
+    served = copy.files()
+    publish_files(base, {f"d/f{n:02d}.bin": bytes([n + 1]) * 600 for n in range(20)})
+    upper.fault("d/f07.bin", status=404)
+    result = pum("--config", copy.conf, "run")
+    assert result.code == ExitStatus.UPSTREAM, result
+    assert "d/f07.bin: not found (404)" in result.err
+    assert copy.files() == served
+    assert all(
+        (copy.docroot / p).read_bytes() == bytes([int(p[3:5])]) * 500 for p in served if p.startswith("d/")
+    )
+    assert not (copy.data / "staging").exists()
+    upper.faults.clear()
+    assert pum("--config", copy.conf, "run").code == 0
+    assert (copy.docroot / "d" / "f07.bin").read_bytes() == bytes([8]) * 600

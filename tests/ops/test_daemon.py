@@ -88,11 +88,17 @@ def test_sigterm_in_mid_cycle_abandons_the_run_and_keeps_the_served_release(
     docroot = conf.parent / "www" / "pum"
     before = (os.readlink(docroot), sorted(p.name for p in docroot.iterdir()))
     upstream_tree.publish(6)
-    # the CVD comes first, then the patches from the newest down: the last one hangs
+    # the CVD comes first, then the patches from the newest down (max_parallel at once): the last one hangs
     upstream.fault("test-4.cdiff", slow=60)
     process, said = start_daemon(conf, "--interval", "3600", "--jitter", "0")
     try:
         upstream.wait_for_start("test-4.cdiff", faulted=True)  # the run is inside the hanging download
+        downloads = conf.parent / "data" / "downloads"
+        wait_for(
+            lambda: all((downloads / name).exists() for name in ("test-6.cdiff", "test-5.cdiff")),
+            "the patches above the hanging one",
+            process,
+        )
     finally:
         code = stop(process)
     assert code == 0, said.read_text()

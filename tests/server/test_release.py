@@ -48,10 +48,12 @@ def test_sigkill_in_mid_download_leaves_the_served_tree_as_it_was(upstream_tree,
     before_target = os.readlink(docroot)
     before_files = sorted(p.name for p in docroot.iterdir())
     upstream_tree.publish(6)
-    # the CVD comes first, then the patches from the newest down: the last one hangs
+    # the CVD comes first, then the patches from the newest down (max_parallel at once): the last one hangs
     upstream.fault("test-4.cdiff", slow=30)
     process = start_run(conf)
     upstream.wait_for_start("test-4.cdiff", faulted=True)
+    downloads = conf.parent / "data" / "downloads"
+    wait_until(lambda: all((downloads / name).exists() for name in ("test-6.cdiff", "test-5.cdiff")))
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert os.readlink(docroot) == before_target

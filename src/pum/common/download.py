@@ -87,6 +87,7 @@ def stream_to_part(
     new_digest: Callable[[], Any],
     on_chunk: Optional[Callable[[int, int], None]] = None,
     ceiling: Optional[int] = None,
+    durable: bool = True,
 ) -> Streamed:
     """Write the answer to a GET (with `Range: bytes=<offset>-` when `offset`) into `part`.
 
@@ -137,7 +138,8 @@ def stream_to_part(
                         break
             finally:
                 out.flush()
-                os.fsync(out.fileno())
+                if durable:  # False: the caller syncs once for many files (one syncfs before publishing)
+                    os.fsync(out.fileno())
     except TooLarge:
         _unlink(part)
         raise

@@ -159,4 +159,20 @@ def write_web_config(
         os.replace(temporary, target)
     except OSError as error:
         raise PumError(f"can't write {target}: {error.strerror}") from None
+    if root == Path("/"):
+        _make_status_files(config)
     return [target]
+
+
+def _make_status_files(config: Any) -> None:
+    """The status files this web server serves, written now: their directory is what tells `pum run` to
+    keep them current (a PUM behind `pum serve` has none)."""
+    directory = Path(config.data_dir) / STATUS_DIR
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise PumError(f"can't make {directory}: {error.strerror}") from None
+    if hasattr(config, "logfile"):  # a whole Config: the document can be made
+        from pum.status import refresh_status_files
+
+        refresh_status_files(config)

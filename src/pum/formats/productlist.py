@@ -14,6 +14,9 @@ _LINE = re.compile(r"(?P<md5>[0-9a-fA-F]{32})(?:  | \*)(?P<path>.*)", re.DOTALL)
 # NAME_MAX and PATH_MAX of Linux, in bytes.
 _MAX_COMPONENT_BYTES = 255
 _MAX_PATH_BYTES = 4096
+# Printable ASCII holds no control or invisible character: such a path (nearly every one) skips the
+# check of each character's Unicode category, which costs more than everything else here.
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 
 
 class ListEntry(NamedTuple):
@@ -46,7 +49,8 @@ def safe_relative_path(path: str) -> str:
         raise FormatError(f"absolute path {path!r}: expected a path relative to the tree")
     if "\\" in canonical:
         raise FormatError(f"backslash in path {path!r}: expected '/' as the only separator")
-    for char in canonical:
+    printable_ascii = _PRINTABLE_ASCII.fullmatch(canonical) is not None
+    for char in "" if printable_ascii else canonical:
         if _unreadable(char):
             raise FormatError(f"control or invisible character U+{ord(char):04X} in path {path!r}")
     if canonical != canonical.strip():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import ssl
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -90,15 +91,17 @@ class RateCap:
         self.rate = rate
         self.started: float | None = None
         self.received = 0
+        self._lock = threading.Lock()  # shared by the Transports of parallel downloads (`sibling`)
 
     def took(self, count: int) -> None:
         if not self.rate:
             return
-        now = clock()
-        if self.started is None:
-            self.started = now
-        self.received += count
-        ahead = self.received / self.rate - (now - self.started)
+        with self._lock:
+            now = clock()
+            if self.started is None:
+                self.started = now
+            self.received += count
+            ahead = self.received / self.rate - (now - self.started)
         if ahead > 0:
             sleep(ahead)
 
@@ -132,7 +135,18 @@ class Transport:
         self.requests = 0
         self.bytes_received = 0
         self.rate_cap = RateCap(settings.max_rate)
+        # False: the caller makes downloads durable itself (one syncfs before publishing, not an fsync each)
+        self.durable = True
         self._http: httpx.Client | None = None
+
+    def sibling(self) -> Transport:
+        """Another Transport for a worker thread of parallel downloads (each Transport serves one thread at
+        a time: its counters are plain numbers): the same servers, cool-downs and `max_rate` cap, starting
+        on the server this one chose without logging the choice again."""
+        twin = Transport(self.settings, self.servers, self.log, self.protocol, self.progress)
+        twin.cool_downs, twin.rate_cap, twin.durable = self.cool_downs, self.rate_cap, self.durable
+        twin.chosen, twin._checked = self.chosen, set(self._checked)
+        return twin
 
     @property
     def _client(self) -> httpx.Client:
@@ -388,7 +402,14 @@ class Transport:
             )
             try:
                 streamed = stream_to_part(
-                    part, offset, part_answer, response.iter_raw(), hashlib.sha256, on_chunk, ceiling
+                    part,
+                    offset,
+                    part_answer,
+                    response.iter_raw(),
+                    hashlib.sha256,
+                    on_chunk,
+                    ceiling,
+                    durable=self.durable,
                 )
             except StartAgain as why:
                 raise _Retryable(str(why)) from None

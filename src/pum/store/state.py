@@ -183,6 +183,11 @@ class Validators:
     etag: str | None
     last_modified: float | None
     files: str
+    # our release serving that file set, once a run found it so: later runs compare its serial with the
+    # served one (a readlink) instead of parsing the served manifest (releases are immutable)
+    release: int | None = None
+    # the upper's release we copied them from (`?serial=` of the fleet query)
+    copied_serial: int | None = None
 
 
 @dataclass(frozen=True)
@@ -302,6 +307,8 @@ def _validators(document: object) -> Validators:
         etag=_string(document.get("etag"), "validators.etag", optional=True),
         last_modified=_moment(document.get("last_modified"), "validators.last_modified"),
         files=_string(document["files"], "validators.files"),
+        release=_count(document.get("release"), "validators.release", optional=True),
+        copied_serial=_count(document.get("copied_serial"), "validators.copied_serial", optional=True),
     )
 
 

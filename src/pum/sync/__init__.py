@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pum.common.servers import Server
 from pum.config import Config
@@ -16,15 +16,38 @@ if TYPE_CHECKING:
 
 @dataclass
 class SyncContext:
-    """What every source gets: the config, the run log, the store and staging tree, shared transports."""
+    """What every source gets: the config, the run log, the store and staging tree, shared transports.
+
+    The staging tree is begun on first use (`staging`): a run that learns nothing changed (the upper's 304)
+    begins none, so it costs the same for 1,000 served files as for 100,000 (no link, no lstat, no parse)."""
 
     config: Config
     log: RunLog
     store: Store
-    staging: Staging
     progress: ProgressHook | None = None
     allow_downgrade: bool = False  # `pum run --allow-downgrade`: a CVD older than the served one is accepted
+    repairing: bool = False  # `pum repair`: builds on a served release changed behind PUM's back
+    # a staging tree begun later starts from everything served (server mode; a mirror kept by a 304)
+    from_current: bool = False
+    _staging: Staging | None = None
     _transports: dict[tuple[tuple[Server, ...], str], Transport] = field(default_factory=dict)
+    _siblings: list[Transport] = field(default_factory=list)  # of parallel downloads (sync/parallel.py)
+
+    @property
+    def staging(self) -> Staging:
+        return self.begin_staging()
+
+    def begin_staging(self) -> Staging:
+        if self._staging is None:
+            staging = self.store.begin(repairing=self.repairing)
+            if self.from_current:
+                staging.start_from_current()
+            self._staging = staging
+        return self._staging
+
+    @property
+    def staging_begun(self) -> bool:
+        return self._staging is not None
 
     def transport(self, servers: tuple[Server, ...] | None = None, protocol: str | None = None) -> Transport:
         # imported here: httpx costs start-up time that a run answered by DNS alone never needs
@@ -33,11 +56,21 @@ class SyncContext:
         key = (servers or self.config.update_servers, protocol or self.config.update_protocol)
         if key not in self._transports:
             settings = TransportSettings.of(self.config)
-            self._transports[key] = Transport(settings, key[0], self.log, key[1], self.progress)
+            transport = Transport(settings, key[0], self.log, key[1], self.progress)
+            # made durable at publish (one fsync each there, or one syncfs): a download lost to a crash is
+            # found wrong by its sha256 or signature next run and fetched again
+            transport.durable = False
+            self._transports[key] = transport
         return self._transports[key]
 
+    def sibling_transport(self, transport: Transport) -> Transport:
+        """Another Transport like `transport` for a worker thread, counted in this run and closed with it."""
+        sibling = transport.sibling()
+        self._siblings.append(sibling)
+        return sibling
+
     def close(self) -> None:
-        for transport in self._transports.values():
+        for transport in [*self._transports.values(), *self._siblings]:
             transport.close()
 
     @property
@@ -48,14 +81,21 @@ class SyncContext:
 
     @property
     def requests(self) -> int:
-        return sum(t.requests for t in self._transports.values())
+        return sum(t.requests for t in [*self._transports.values(), *self._siblings])
 
     @property
     def bytes_received(self) -> int:
-        return sum(t.bytes_received for t in self._transports.values())
+        return sum(t.bytes_received for t in [*self._transports.values(), *self._siblings])
 
 
 class Source(Protocol):
     """One kind of content: decides what is needed, asks Transport, hands verified files to Staging."""
 
     def sync(self, ctx: SyncContext) -> None: ...
+
+
+@runtime_checkable
+class AfterPublish(Protocol):
+    """A source that records something once the cycle published (or found nothing new), under the lock."""
+
+    def published(self, ctx: SyncContext, serial: int | None) -> None: ...

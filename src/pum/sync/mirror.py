@@ -18,6 +18,7 @@ import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pum.clock import utc_stamp
@@ -30,6 +31,7 @@ from pum.net.answers import Body, Missing, NotModified
 from pum.store import MANIFEST_PATH
 from pum.store.state import Lag, MirrorState, Validators
 from pum.sync.fetch import (
+    Held,
     accepted,
     accepted_file,
     discard,
@@ -38,6 +40,7 @@ from pum.sync.fetch import (
     refuse_vdf_names,
     signs_last,
 )
+from pum.sync.parallel import fetch_in_parallel
 
 if TYPE_CHECKING:
     from pum.net.transport import Transport
@@ -83,22 +86,22 @@ def files_digest(files: Mapping[str, FileRecord]) -> str:
 
 
 class MirrorSource:
+    def __init__(self) -> None:
+        self.copied_serial: int | None = None  # the upper's release this run copied
+
     def sync(self, ctx: SyncContext) -> None:
         state = ctx.store.mirror_state(ctx.log.line)
         transport = ctx.transport()
-        ours = CopiedFrom.of(ctx.staging.current)
-        validators = state.validators if state is not None else None
-        if not (ours and validators and validators.files == ours.files):
-            validators = None
+        validators, serving = served_validators(ctx, state)
         from pum.trust.upper import served_unchecked
 
         if served_unchecked(ctx):
             validators = None  # trusted_root was set since: check and carry the upper's release now
-        answer = fetch_manifest(transport, validators, fleet_query(ours))
+        answer = fetch_manifest(transport, validators, fleet_query(serving))
         if isinstance(answer, UpperManifest):
-            copy_by_manifest(ctx, transport, answer.answer, answer.manifest)
+            self.copied_serial = copy_by_manifest(ctx, transport, answer.answer, answer.manifest)
         elif isinstance(answer, NotModified) and validators and state is not None:
-            keep_current(ctx, state, answer)
+            keep_current(ctx, state, validators, answer)
         elif isinstance(answer, NotModified):
             raise UpstreamError(f"{answer.url}: answered 304 Not Modified to a request without validators")
         else:
@@ -109,6 +112,17 @@ class MirrorSource:
             ctx.log.line(f"{answer.url}: not found (404): copying the upper server by its index pages")
             crawl_upper(ctx, transport, state)
 
+    def published(self, ctx: SyncContext, serial: int | None) -> None:
+        """After the cycle: the release served now holds the upper's files this run copied; the validators
+        say which release that is, so that the next run's 304 reads nothing."""
+        state = ctx.store.mirror_state(ctx.log.line)
+        served = ctx.store.current_dir()
+        if self.copied_serial is None or state is None or state.validators is None or served is None:
+            return
+        if served.name.isdigit():
+            remembered = replace(state.validators, release=int(served.name), copied_serial=self.copied_serial)
+            ctx.store.write_mirror_state(replace(state, validators=remembered))
+
 
 @dataclass(frozen=True)
 class UpperManifest:
@@ -118,13 +132,31 @@ class UpperManifest:
     manifest: Manifest
 
 
-def fleet_query(ours: CopiedFrom | None) -> str:
+def served_validators(ctx: SyncContext, state: MirrorState | None) -> tuple[Validators | None, int]:
+    """The remembered validators if they describe the file set we serve, else None; and the upper's
+    release we serve (0: none).
+
+    Once a run found them to (`release`), the served release's serial, a readlink, says so: releases are
+    immutable. Else the served manifest's `source` is compared with them, and the release remembered."""
+    served = ctx.store.current_dir()
+    validators = state.validators if state is not None else None
+    if served is None or not served.name.isdigit() or ctx.repairing:
+        return None, 0  # `pum repair` asks for the whole manifest: some files we serve are not the upper's
+    if validators is not None and validators.release == int(served.name):
+        return validators, validators.copied_serial or 0
+    ours = CopiedFrom.of(ctx.store.current_manifest())
+    if not (ours and validators and validators.files == ours.files):
+        return None, ours.serial if ours else 0
+    return replace(validators, release=int(served.name), copied_serial=ours.serial), ours.serial
+
+
+def fleet_query(serving: int) -> str:
     """`?serial=<upper release we serve>&name=<host>`: how the upper's fleet view sees this sub-PUM
     (its access log keeps the query; see pum.fleet)."""
     import socket
 
     name = "".join(c for c in socket.gethostname().split(".")[0] if c.isalnum() or c in "._-")[:64]
-    return f"?serial={ours.serial if ours else 0}&name={name or 'pum'}"
+    return f"?serial={serving}&name={name or 'pum'}"
 
 
 def fetch_manifest(
@@ -152,14 +184,13 @@ def fetch_manifest(
         raise VerifyError(f"{answer.url}: not a PUM release manifest: {error}") from None
 
 
-def keep_current(ctx: SyncContext, state: MirrorState, answer: NotModified) -> None:
-    staging = ctx.staging
-    assert staging.current is not None  # validators are only sent for the release we serve
+def keep_current(ctx: SyncContext, state: MirrorState, validators: Validators, answer: NotModified) -> None:
+    """The upper's 304: no staging tree is begun, no served file read. Local content, if any, begins one
+    from the served release later."""
     ctx.log.line(f"{answer.url}: not modified (304): we serve the upper's release")
-    staging.start_from_current()
-    staging.source = staging.current.source
+    ctx.from_current = True
     ctx.log.line("files checked 0, fetched 0, bytes 0")
-    ctx.store.write_mirror_state(replace(state, checked=utc_stamp(), lag=_lag(0, 0)))
+    ctx.store.write_mirror_state(replace(state, validators=validators, checked=utc_stamp(), lag=_lag(0, 0)))
 
 
 class _UpperMoved(Exception):
@@ -170,7 +201,8 @@ class _UpperMoved(Exception):
         self.fetched, self.manifest = fetched, manifest
 
 
-def copy_by_manifest(ctx: SyncContext, transport: Transport, fetched: Body, manifest: Manifest) -> None:
+def copy_by_manifest(ctx: SyncContext, transport: Transport, fetched: Body, manifest: Manifest) -> int:
+    """Copy the upper's release (or the one it publishes meanwhile); returns the serial copied."""
     ours = CopiedFrom.of(ctx.staging.current)
     for _attempt in range(COPY_ATTEMPTS):
         try:
@@ -185,7 +217,7 @@ def copy_by_manifest(ctx: SyncContext, transport: Transport, fetched: Body, mani
             _save_state(ctx, fetched, manifest, ours, copied=False)
             raise
         _save_state(ctx, fetched, manifest, ours, copied=True)
-        return
+        return manifest.serial
     _save_state(ctx, fetched, manifest, ours, copied=False)
     raise UpstreamError(
         f"{fetched.url}: the upper server published {COPY_ATTEMPTS} releases while we copied; "
@@ -214,20 +246,32 @@ def copy_release(ctx: SyncContext, transport: Transport, fetched: Body, manifest
     staging.source = copied.text()
     held = dict(staging.current.files) if staging.current is not None else {}
     by_content = {(record.sha256, record.size): path for path, record in held.items()}
-    received, count, carried = transport.bytes_received, 0, []
-    for relpath in signs_last(files):
-        record = files[relpath]
-        if held.get(relpath) == record:
-            staging.link_from_current(relpath)
-            carried.append(relpath)
-        elif (record.sha256, record.size) in by_content:
-            _reuse_held(ctx, relpath, by_content[(record.sha256, record.size)], record)
-            carried.append(relpath)
-        else:
-            _download(ctx, transport, fetched, manifest, relpath, record)
+    received, count, carried = ctx.bytes_received, 0, []
+    # `.sign` files after everything else: each is checked over the staged file it signs
+    ordered = signs_last(files)
+    for group in (
+        [p for p in ordered if not p.endswith(".sign")],
+        [p for p in ordered if p.endswith(".sign")],
+    ):
+        wanted = []
+        for relpath in group:
+            record = files[relpath]
+            if held.get(relpath) == record:
+                staging.link_from_current(relpath)
+                carried.append(relpath)
+            elif (record.sha256, record.size) in by_content:
+                _reuse_held(ctx, relpath, by_content[(record.sha256, record.size)], record)
+                carried.append(relpath)
+            else:
+                wanted.append(relpath)
+        jobs = [partial(_download, ctx, fetched, manifest, relpath, files[relpath]) for relpath in wanted]
+        for relpath, got in zip(wanted, fetch_in_parallel(ctx, transport, jobs), strict=True):
+            accepted(ctx, got, relpath)
+            staging.put(relpath, got.path, mtime=files[relpath].mtime, sha256=got.sha256, keep_source=True)
+            log.line(f"download {relpath} ({got.size} bytes)")
             count += 1
     recheck_carried_signs(ctx, carried, lambda relpath: transport.url_for(fetched.server, url_path(relpath)))
-    log.line(f"files checked {len(files)}, fetched {count}, bytes {transport.bytes_received - received}")
+    log.line(f"files checked {len(files)}, fetched {count}, bytes {ctx.bytes_received - received}")
 
 
 def _reuse_held(ctx: SyncContext, relpath: str, held_path: str, record: FileRecord) -> None:
@@ -253,12 +297,13 @@ def _reuse_held(ctx: SyncContext, relpath: str, held_path: str, record: FileReco
 
 def _download(
     ctx: SyncContext,
-    transport: Transport,
     manifest_answer: Body,
     manifest: Manifest,
     relpath: str,
     record: FileRecord,
-) -> None:
+    transport: Transport,
+) -> Held:
+    """The upper's file in the download area with the manifest's sha256 and size (a worker's job)."""
     dest = ctx.store.downloads / relpath
     for _attempt in range(2):
         left_by_earlier_run = dest.exists() or dest.with_name(dest.name + ".part").exists()
@@ -270,7 +315,7 @@ def _download(
                 f"the upper's release {manifest.serial} lists it"
             )
         if got.sha256 == record.sha256 and got.size == record.size:
-            break
+            return got
         discard(got)
         if left_by_earlier_run:
             # a download kept or resumed from an earlier run: the upper may have changed since
@@ -283,11 +328,7 @@ def _download(
             f"{got.where}: refused: sha256 {got.sha256} ({got.size} bytes) differs from the upper's "
             f"manifest (sha256 {record.sha256}, {record.size} bytes); the last good release stays served"
         )
-    else:
-        raise AssertionError("unreachable: the second attempt starts from nothing")
-    accepted(ctx, got, relpath)
-    ctx.staging.put(relpath, got.path, mtime=record.mtime, sha256=record.sha256, keep_source=True)
-    ctx.log.line(f"download {relpath} ({got.size} bytes)")
+    raise AssertionError("unreachable: the second attempt starts from nothing")
 
 
 def _recheck(transport: Transport, manifest: Manifest) -> None:

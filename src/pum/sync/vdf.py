@@ -16,9 +16,9 @@ from pum.formats.cdiff import verify_cdiff
 from pum.formats.cvd import CvdHeader, parse_cvd_header
 from pum.formats.version_record import VersionRecord, parse_version_record
 from pum.net.answers import Missing, NotModified
-from pum.net.dns import lookup_txt
 from pum.sync import SyncContext
 from pum.sync.fetch import Held, accepted, discard, download_kept, verified, verified_cvd
+from pum.sync.parallel import fetch_in_parallel
 
 if TYPE_CHECKING:
     from pum.net.transport import Transport
@@ -87,6 +87,8 @@ def learn_versions(ctx: SyncContext) -> UpstreamVersions:
     record: VersionRecord | None = None
     if config.dns_resolve:
         try:
+            from pum.net.dns import lookup_txt  # dnspython only when DNS is asked
+
             text = lookup_txt(config.dns_record, config.nameservers, config.connect_timeout)
             record = _parse_record(text, f"DNS TXT {config.dns_record}")
         except PumError as error:
@@ -205,20 +207,27 @@ def fetch_cdiffs(ctx: SyncContext, transport: Transport, db: str, old: int | Non
     limit = config.max_cdiffs if old is not None else config.initial_cdiffs
     lowest = max((old or 0) + 1, current - limit + 1, 1)
     oldest_kept = time.time() - config.retention_period * 86400
-    for number in range(current, lowest - 1, -1):
-        name = f"{db}-{number}.cdiff"
-        if staging.has(name):
-            continue
-        fetched = download_kept(ctx, transport, name)
-        if fetched is None:
-            if old is not None:
-                ctx.log.line(f"{name}: not on update server; clients below it download the whole {db}.cvd")
-            return
-        verified(fetched, functools.partial(verify_cdiff, expected_version=number))
-        _stage(ctx, name, fetched)
-        _fetch_optional_sign(ctx, transport, f"{name}.sign")
-        if old is None and staging.records[name].mtime < oldest_kept:
-            return  # older patches are past retention_period too
+    numbers = [n for n in range(current, lowest - 1, -1) if not staging.has(f"{db}-{n}.cdiff")]
+    # `max_parallel` patches at once, in windows from the newest down: a gap still stops the walk within
+    # one window, and each patch is checked and staged in the walk's order
+    window = config.max_parallel
+    for start in range(0, len(numbers), window):
+        batch = numbers[start : start + window]
+        jobs = [functools.partial(_download_patch, ctx, f"{db}-{number}.cdiff") for number in batch]
+        for number, (fetched, sign) in zip(batch, fetch_in_parallel(ctx, transport, jobs), strict=True):
+            name = f"{db}-{number}.cdiff"
+            if fetched is None:
+                if old is not None:
+                    ctx.log.line(
+                        f"{name}: not on update server; clients below it download the whole {db}.cvd"
+                    )
+                return
+            verified(fetched, functools.partial(verify_cdiff, expected_version=number))
+            _stage(ctx, name, fetched)
+            if sign is not None:
+                _stage_sign(ctx, f"{name}.sign", sign)
+            if old is None and staging.records[name].mtime < oldest_kept:
+                return  # older patches are past retention_period too
     if lowest > (old or 0) + 1:
         what = "max_cdiffs" if old is not None else "initial_cdiffs"
         ctx.log.line(
@@ -227,13 +236,25 @@ def fetch_cdiffs(ctx: SyncContext, transport: Transport, db: str, old: int | Non
         )
 
 
+def _download_patch(ctx: SyncContext, name: str, transport: Transport) -> tuple[Held | None, Held | None]:
+    """A patch and its `.sign` (None where upstream lacks it) in the download area: a worker's job."""
+    fetched = download_kept(ctx, transport, name)
+    if fetched is None:
+        return None, None
+    return fetched, download_kept(ctx, transport, f"{name}.sign")
+
+
 def _fetch_optional_sign(ctx: SyncContext, transport: Transport, name: str) -> None:
-    """Detached signatures (ClamAV >= 1.5) where upstream has them; a 404 is normal for older mirrors.
-    Checked against the file they sign (staged before them) and ClamAV's pinned roots."""
+    """Detached signatures (ClamAV >= 1.5) where upstream has them; a 404 is normal for older mirrors."""
     fetched = download_kept(ctx, transport, name)
     if fetched is not None:
-        accepted(ctx, fetched, name)
-        _stage(ctx, name, fetched)
+        _stage_sign(ctx, name, fetched)
+
+
+def _stage_sign(ctx: SyncContext, name: str, fetched: Held) -> None:
+    """Checked against the file it signs (staged before it) and ClamAV's pinned roots."""
+    accepted(ctx, fetched, name)
+    _stage(ctx, name, fetched)
 
 
 def _stage(ctx: SyncContext, name: str, fetched: Held) -> None:

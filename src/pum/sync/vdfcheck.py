@@ -24,7 +24,6 @@ from pum.formats import FormatError
 from pum.formats.cdiff import verify_cdiff
 from pum.formats.clamsign import SIGN_FILE_LIMIT, parse_sign_file
 from pum.formats.cvd import CVD_HEADER_SIZE, CvdHeader, parse_cvd_header, verify_cvd
-from pum.formats.pkcs7 import load_root, verify_detached
 from pum.formats.productlist import VDF_SUFFIXES, VERSION_FILE
 
 # ClamAV's public roots (libclamav's certs directory): .sign files chain to one of these
@@ -46,6 +45,9 @@ _CHUNK = 1 << 20
 def pinned_roots(trust_test_root: bool) -> tuple[Any, ...]:
     """ClamAV's production root, and its TEST root (which signed the test databases) when configured."""
     names = (PRODUCTION_ROOT, TEST_ROOT) if trust_test_root else (PRODUCTION_ROOT,)
+    # imported here: cryptography and asn1crypto cost start-up time a run with nothing new never needs
+    from pum.formats.pkcs7 import load_root
+
     return tuple(load_root((TRUST_ROOTS / name).read_bytes()) for name in names)
 
 
@@ -114,6 +116,8 @@ def check_sign(data: bytes, relpath: str, tree: Path, roots: tuple[Any, ...]) ->
         lines = parse_sign_file(data)
     except FormatError as error:
         raise FormatError(f"{relpath}: {error}") from None
+    from pum.formats.pkcs7 import verify_detached  # here: cryptography only when a .sign is checked
+
     for line in lines:
         try:
             signers.append(verify_detached(line.pkcs7_der, _file_digest(target_path), roots, now))

@@ -41,7 +41,7 @@ def refuse_unsigned_crawl(ctx: SyncContext, url: str) -> None:
 
 def served_unchecked(ctx: SyncContext) -> bool:
     """trusted_root is set, but what we serve carries no signed metadata (copied before it was set)."""
-    current = ctx.staging.current_dir
+    current = ctx.store.current_dir()
     return (
         ctx.config.trusted_root is not None
         and current is not None
