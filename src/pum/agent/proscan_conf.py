@@ -46,6 +46,7 @@ class AgentConfig(NamedTuple):
     upgrade_free_space: Tuple[Tuple[Path, int], ...] = ((Path("/usr/lib"), 700),)
     max_rate: int = 0  # bytes/s for the package download; 0: no limit
     trusted_root: Optional[Path] = None  # the pinned root metadata (`pum keys show`); None: MD5 only
+    self_update: bool = True  # replace the running proscanup.pyz by the PUM's (agent/selfupdate.py)
 
     @property
     def list_dir(self) -> str:
@@ -128,6 +129,7 @@ KEYS: Dict[str, Tuple[str, Callable[[str], Any]]] = {
     "UpgradeFreeSpace": ("upgrade_free_space", lambda text: _free_space(text)),
     "MaxRate": ("max_rate", lambda text: _bytes_per_second(text)),
     "TrustedRoot": ("trusted_root", _path),
+    "SelfUpdate": ("self_update", parse_yes_no),
 }
 _BY_LOWER = {key.lower(): key for key in KEYS}
 REQUIRED = ("UpdateServer", "ProductList")

@@ -3,9 +3,11 @@
 1. the product list (its request carries the fleet report); changed modules replaced, all or none;
    `post_update.sh` fetched when absent;
 2. the virus databases by freshclam (run even when step 1 failed: the VDF matters most);
-3. `post_update.sh` executed, when step 1 downloaded it and ReloadApplication=yes.
+3. `post_update.sh` executed, when step 1 downloaded it and ReloadApplication=yes;
+4. proscanup.pyz replaced by the PUM's when they differ (SelfUpdate=yes; last: agent/selfupdate.py).
 
-Every step's failure is reported; the first decides the exit status. The run's result is kept for the
+Every step's failure is reported; the first decides the exit status (so a failed self-update decides it
+only when steps 1-3 went well). The run's result is kept for the
 next run's fleet report.
 """
 
@@ -112,6 +114,15 @@ def run_update(
                 failed("post_update", error)
             except OSError as error:
                 failed("post_update", _local_error("post_update", error))
+        if config.self_update:
+            from pum.agent.selfupdate import self_update
+
+            try:
+                self_update(client, say)
+            except PumError as error:
+                failed("selfupdate", error)
+            except OSError as error:
+                failed("selfupdate", _local_error("selfupdate", error))
         if config.report_state:
             _keep_result(config, plan, failed_steps)
     return failures
