@@ -95,3 +95,15 @@ def test_with_trusted_root_the_pyz_is_the_signed_target(site, host, run_pyz, pro
     assert result.code == 0, result
     assert "proscanup updated itself (sha256 " in result.out
     assert pyz.read_bytes() == proscanup_pyz.read_bytes()
+
+
+def test_no_pum_answering_is_not_asked_again_for_the_pyz(host, run_pyz, proscanup_pyz):
+    from conftest import free_port
+
+    h = host(UpdateServer=f"127.0.0.1:{free_port()}")
+    pyz = older_pyz(proscanup_pyz, h.root / "proscanup.pyz")
+    running = pyz.read_bytes()
+    result = run_pyz(pyz, "--config", h.conf, "-V")
+    assert result.code == ExitStatus.UPSTREAM, result
+    assert "manifest.json" not in result.err and "proscanup.pyz" not in result.err
+    assert pyz.read_bytes() == running

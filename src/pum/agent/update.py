@@ -4,11 +4,11 @@
    `post_update.sh` fetched when absent;
 2. the virus databases by freshclam (run even when step 1 failed: the VDF matters most);
 3. `post_update.sh` executed, when step 1 downloaded it and ReloadApplication=yes;
-4. proscanup.pyz replaced by the PUM's when they differ (SelfUpdate=yes; last: agent/selfupdate.py).
+4. proscanup.pyz replaced by the PUM's when they differ (SelfUpdate=yes; last: agent/selfupdate.py),
+   asked of the PUM that answered step 1 (none answered: not asked).
 
 Every step's failure is reported; the first decides the exit status (so a failed self-update decides it
-only when steps 1-3 went well). The run's result is kept for the
-next run's fleet report.
+only when steps 1-3 went well). The run's result is kept for the next run's fleet report.
 """
 
 import contextlib
@@ -114,7 +114,7 @@ def run_update(
                 failed("post_update", error)
             except OSError as error:
                 failed("post_update", _local_error("post_update", error))
-        if config.self_update:
+        if config.self_update and client.chosen is not None:  # no PUM answered: nothing to ask
             from pum.agent.selfupdate import self_update
 
             try:
