@@ -8,6 +8,7 @@ import gzip
 import json
 import os
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -144,19 +145,52 @@ def test_a_hostile_log_is_skipped_and_counted(main, pum):
 
 def test_proscanup_reports_are_read_from_the_product_list_request(main, pum):
     conf, log = main
-    ok = "host=h-ok&name=scan01&engine=0.103.12&product=6.0.6.9&modules=1a2b3c4d&last=ok"
+    ok = "host=h-ok&name=scan01&engine=0.103.12&product=6.0.6.9&modules=1a2b3c4d&last=ok&check=md5"
     failed = "host=h-bad&name=scan02&engine=1.4.6&product=6.1.0.0&modules=deadbeef&last=failed%3Amodules"
     log.write_text(
         line(f"/ibm/power/PSHB06.lst?{ok}", who="proscanup/2.0")
-        + line(f"/ibm/power/PSHB06.lst?{failed}", who="proscanup/2.0")
+        + line(f"/ibm/power/PSHB06.lst?{failed}&check=signed", who="proscanup/2.0")
+        + line("/ibm/power/PSHB06.lst?host=h-new&last=ok&check=sha3", who="proscanup/3.0")  # not ours
         + line("/ibm/power/PSHB06.lst", who="proscanup/1.0")  # an older proscanup: anonymous
     )
-    rows = by_id(fleet(pum, conf))
+    document = fleet(pum, conf)
+    assert document["skipped"] == 0
+    rows = by_id(document)
     assert (rows["h-ok"]["state"], rows["h-ok"]["name"]) == ("current", "scan01")
     assert (rows["h-ok"]["engine"], rows["h-ok"]["product"]) == ("0.103.12", "6.0.6.9")
     assert (rows["h-bad"]["state"], rows["h-bad"]["last_result"]) == ("failing", "failed:modules")
+    assert [rows[h]["check"] for h in ("h-ok", "h-bad", "h-new")] == ["md5", "signed", None]
     result = pum("--config", conf, "fleet", "--engine-below", "1.0.0")
     assert "h-ok" in result.out and "h-bad" not in result.out
+    header, *lines = pum("--config", conf, "fleet", "--csv").out.splitlines()
+    column = header.split(",").index("check")
+    assert {line.split(",")[2]: line.split(",")[column] for line in lines} == {
+        "h-ok": "md5", "h-bad": "signed", "h-new": ""
+    }  # fmt: skip
+    assert " check " in pum("--config", conf, "fleet").out.splitlines()[1]
+
+
+def test_a_client_table_from_before_the_check_column_gets_it(main, pum):
+    conf, log = main
+    old = load_config(conf).data_dir / "fleet.sqlite"
+    old.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(old) as db:  # the table as an older pum made it, with one host in it
+        db.executescript(OLD_CLIENTS)
+    db.close()
+    log.write_text(line("/ibm/power/PSHB06.lst?host=h-new&last=ok&check=signed", who="proscanup/2.0"))
+    rows = by_id(fleet(pum, conf))
+    assert (rows["h-old"]["check"], rows["h-old"]["name"]) == (None, "scan00")
+    assert rows["h-new"]["check"] == "signed"
+
+
+OLD_CLIENTS = """
+CREATE TABLE clients (id TEXT PRIMARY KEY, kind TEXT NOT NULL, address TEXT NOT NULL, name TEXT,
+    first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, has TEXT NOT NULL, engine TEXT, product TEXT,
+    modules TEXT, serial INTEGER, last_result TEXT, failures TEXT NOT NULL, errors TEXT NOT NULL,
+    tier TEXT NOT NULL DEFAULT '');
+INSERT INTO clients VALUES ('h-old', 'proscanup', '10.0.0.8', 'scan00', strftime('%s'), strftime('%s'), '{}',
+    NULL, NULL, NULL, NULL, 'ok', '{}', '[]', '');
+"""
 
 
 def test_positions_are_kept_per_log_by_inode_and_offset(tmp_path):

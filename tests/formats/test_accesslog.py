@@ -133,6 +133,15 @@ def test_proscanup_report_gives_every_field() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("said", "kept"),
+    [("md5", "md5"), ("signed", "signed"), ("sha3", None), ("MD5", None), ("x" * 64, None), ("", None)],
+)
+def test_check_is_md5_or_signed_and_anything_else_is_left_out(said: str, kept: str | None) -> None:
+    report = parse_host_report(f"host=0b6f&last=ok&check={said}")
+    assert report is not None and (report.check, report.last) == (kept, "ok")
+
+
 def test_a_product_list_request_without_host_reports_nothing() -> None:
     assert parse_host_report("") is None
     assert parse_host_report("name=x") is None

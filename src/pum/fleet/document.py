@@ -119,6 +119,7 @@ COLUMNS = (
     "behind",
     "engine",
     "product",
+    "check",
     "has",
     "last_seen",
     "note",
@@ -150,7 +151,8 @@ def _cells(row: dict[str, Any]) -> list[str]:
     ident = f"{row['tier']}/{row['id']}" if row.get("tier") else row["id"]
     seen = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["last_seen"]))
     fields = (row["state"], row["kind"], ident, row.get("name") or "", row["address"], _behind(row))
-    return [*fields, row.get("engine") or "", row.get("product") or "", has, seen, _note(row)]
+    versions = (row.get("engine") or "", row.get("product") or "", row.get("check") or "")
+    return [*fields, *versions, has, seen, _note(row)]
 
 
 def render_table(rows: list[dict[str, Any]]) -> str:

@@ -108,6 +108,7 @@ class Ingest:
                         client.product = report.product or client.product
                         client.modules = report.modules or client.modules
                         client.last_result = report.last or client.last_result
+                        client.check = report.check or client.check
                         if record.status >= 400:
                             client.add_error(
                                 record.time, f"{record.method} {record.path} {record.status}", "list"

@@ -53,6 +53,7 @@ class Assessment:
             "serial": client.serial,
             "has": client.has,
             "last_result": client.last_result,
+            "check": client.check,
             "first_seen": client.first_seen,
             "last_seen": client.last_seen,
             "errors": client.errors,

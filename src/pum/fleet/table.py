@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS clients (
     last_result TEXT,
     failures TEXT NOT NULL,
     errors TEXT NOT NULL,
-    tier TEXT NOT NULL DEFAULT ''
+    tier TEXT NOT NULL DEFAULT '',
+    "check" TEXT
 );
 CREATE TABLE IF NOT EXISTS served (
     db TEXT NOT NULL,
@@ -51,8 +52,9 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 _COLUMNS = (
     "id, kind, address, name, first_seen, last_seen, has, engine, product, modules, serial, "
-    "last_result, failures, errors, tier"
+    'last_result, failures, errors, tier, "check"'
 )
+_ADDED_COLUMNS = (("check", "TEXT"),)  # columns a fleet.sqlite made by an older pum lacks
 
 
 @dataclass(slots=True)
@@ -74,6 +76,7 @@ class Client:
     failures: dict[str, int] = field(default_factory=dict)  # database -> errors since its last success
     errors: list[list[Any]] = field(default_factory=list)  # [[time, "GET /x 404"], ...] newest last
     tier: str = ""  # "" for our own clients; the sub-PUM's name for a rolled-up one
+    check: str | None = None  # proscanup: "signed" (TrustedRoot) or "md5" (legacy, MD5 only)
 
     def add_error(self, when: int, text: str, what: str) -> None:
         """An error on a file it needs for `what` (a database, or its product list)."""
@@ -107,15 +110,16 @@ class Client:
             json.dumps(self.failures, separators=(",", ":")),
             json.dumps(self.errors, separators=(",", ":")),
             self.tier,
+            self.check,
         )
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> Client:
         (ident, kind, address, name, first, last, has, engine, product, modules, serial, result, fails,
-         errors, tier) = row  # fmt: skip
+         errors, tier, check) = row  # fmt: skip
         return cls(
             ident, kind, address, first, last, name, json.loads(has), engine, product, modules, serial,
-            result, json.loads(fails), json.loads(errors), tier,
+            result, json.loads(fails), json.loads(errors), tier, check,
         )  # fmt: skip
 
 
@@ -176,8 +180,15 @@ class ClientTable:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
+            self._add_missing_columns()
         except (OSError, sqlite3.Error) as error:
             raise StoreError(f"{self.path}: cannot open the client table: {error}") from None
+
+    def _add_missing_columns(self) -> None:
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(clients)")}
+        for name, kind in _ADDED_COLUMNS:
+            if name not in have:
+                self.db.execute(f'ALTER TABLE clients ADD COLUMN "{name}" {kind}')
 
     def close(self) -> None:
         self.db.close()
@@ -206,7 +217,7 @@ class ClientTable:
                 if replace_tier is not None:
                     self.db.execute("DELETE FROM clients WHERE tier = ?", (replace_tier,))
                 self.db.executemany(
-                    f"INSERT OR REPLACE INTO clients ({_COLUMNS}) VALUES ({','.join('?' * 15)})",
+                    f"INSERT OR REPLACE INTO clients ({_COLUMNS}) VALUES ({','.join('?' * 16)})",
                     (client.row() for client in clients),
                 )
                 self.db.executemany("INSERT OR REPLACE INTO served VALUES (?, ?, ?, ?)", served.rows())

@@ -220,6 +220,7 @@ _VERSION_TEXT = re.compile(r"[0-9][0-9A-Za-z.+~_-]{0,63}")
 _MODULES = re.compile(r"[0-9a-f]{8}")
 _LAST = re.compile(r"ok|failed:[0-9A-Za-z._-]{1,57}")
 _NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,63}")
+CHECKS = ("md5", "signed")  # how a host checks what it installs: MD5 only (legacy), or signed metadata
 
 
 class HostReport(NamedTuple):
@@ -231,6 +232,7 @@ class HostReport(NamedTuple):
     product: str | None
     modules: str | None
     last: str | None
+    check: str | None = None  # "md5" | "signed"; None when not said, or said in a way we do not know
 
 
 def _checked(values: dict[str, str], name: str, pattern: re.Pattern[str]) -> str | None:
@@ -241,9 +243,11 @@ def _checked(values: dict[str, str], name: str, pattern: re.Pattern[str]) -> str
 
 
 def parse_host_report(query: str) -> HostReport | None:
-    """`host=<uuid>&name=..&engine=..&product=..&modules=<8 hex>&last=ok|failed:<step>` -> HostReport,
-    None without `host` (an older proscanup, or `ReportState=no`), FormatError when a value is wrong."""
-    values = _query_values(query, ("host", "name", "engine", "product", "modules", "last"))
+    """`host=<uuid>&name=..&engine=..&product=..&modules=<8 hex>&last=ok|failed:<step>&check=md5|signed`
+    -> HostReport, None without `host` (an older proscanup, or `ReportState=no`), FormatError when a value
+    is wrong; a `check` other than md5 or signed (a later proscanup's) is left out, the rest still read."""
+    values = _query_values(query, ("host", "name", "engine", "product", "modules", "last", "check"))
+    check = values.get("check")
     if "host" not in values:
         return None
     return HostReport(
@@ -253,6 +257,7 @@ def parse_host_report(query: str) -> HostReport | None:
         product=_checked(values, "product", _VERSION_TEXT),
         modules=_checked(values, "modules", _MODULES),
         last=_checked(values, "last", _LAST),
+        check=check if check in CHECKS else None,
     )
 
 

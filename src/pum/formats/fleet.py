@@ -9,6 +9,7 @@ import json
 from typing import Any, NamedTuple
 
 from . import FormatError
+from .accesslog import CHECKS
 
 MAX_DOCUMENT_BYTES = 64 << 20
 MAX_ROWS = 200_000
@@ -61,6 +62,8 @@ def _row(raw: Any, index: int) -> dict[str, Any]:
         row[name] = _int(raw.get(name), f"{where}.{name}", optional=True)
     if row["kind"] not in _KINDS or row["state"] not in _STATES:
         raise FormatError(f"{where}: unknown kind {row['kind']!r} or state {row['state']!r}")
+    check = raw.get("check")  # absent in an older sub's document
+    row["check"] = check if check in CHECKS else None
     has = raw.get("has", {})
     if not isinstance(has, dict) or len(has) > 16:
         raise FormatError(f"{where}.has: expected an object of at most 16 databases")
