@@ -370,6 +370,8 @@ def test_repair_on_a_sub_copies_a_file_changed_in_place_from_the_upper_again(
     assert copy.files() == main.files()
     assert (copy.docroot / "test-3.cdiff").read_bytes() == (main.docroot / "test-3.cdiff").read_bytes()
     assert pum("--config", copy.conf, "verify").code == 0
+
+
 def test_parallel_downloads_with_one_failure_publish_nothing_partial(tmp_path, sub, static, pum):
     base = tmp_path / "upper"
     upper_root = publish_files(base, {f"d/f{n:02d}.bin": bytes([n]) * 500 for n in range(20)})
