@@ -69,7 +69,6 @@ def test_a_setsid_grandchild_is_stopped_at_the_time_limit(tmp_path):
     finished = run_command([str(script(tmp_path, body))], timeout=1, show=lambda line: None)
     assert finished.timed_out
     pid = int(wait_for_file(pidfile))
-    assert os.getsid(0) != 0  # sanity: sessions exist here
     assert not alive(pid)
 
 
