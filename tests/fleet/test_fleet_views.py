@@ -105,3 +105,13 @@ def test_a_forged_fleet_json_from_a_sub_is_refused(make_pum, pum, tmp_path):
         site.stop()
     assert [row["id"] for row in document["clients"]] == [UUID]
     assert len(document["sub_errors"]) == 1 and "clients[0].id" in document["sub_errors"][0]
+
+
+@pytest.mark.parametrize("path", ["/.pum/manifest.json", "/.pum/changes/1.json"])
+def test_a_sub_pum_is_seen_by_its_manifest_or_changelog_request(make_pum, pum, path):
+    # a sub asks for the changelog since the release it copied, else for the manifest: the same report
+    conf = make_pum("main", line(f"{path}?serial=1&name=sub-a", status=304, who="PUM/1.0"))
+    result = pum("--config", conf, "fleet", "--json")
+    assert result.code == 0, result
+    (row,) = json.loads(result.out)["clients"]
+    assert (row["kind"], row["name"], row["serial"]) == ("pum", "sub-a", 1)

@@ -50,12 +50,12 @@ def test_releases_propagate_down_a_chain_and_freshclam_updates_incrementally_at_
     }
     assert not [1 for path, status, size in asked if path == "/test.cvd" and status == 200 and size > 512]
 
-    # nothing new: each tier asks its upper once and gets a 304
+    # nothing new: each tier asks its upper's changelog since the release it copied once and gets a 304
     seen = len(main_served.requests())
     assert pum("--config", first.conf, "run").code == 0
     # (the query string tells the upper's fleet view which release this sub serves)
     assert [(path.partition("?")[0], status) for path, status, _ in main_served.requests()[seen:]] == [
-        ("/.pum/manifest.json", 304)
+        (f"/.pum/changes/{main.serial()}.json", 304)
     ]
 
 
@@ -85,5 +85,6 @@ def test_sub_killed_midway_then_a_clean_run_completes_without_fetching_twice(tmp
     )
     assert clean.returncode == 0, clean.stderr
     assert (copy.docroot / "big.bin").read_bytes() == big
-    assert [r.path for r in upper.requests] == ["/.pum/manifest.json", "/big.bin"]  # a.bin was kept
+    # a.bin was kept; the changelog since the release copied is what the next run asks for
+    assert [r.path for r in upper.requests] == ["/.pum/manifest.json", "/big.bin", "/.pum/changes/1.json"]
     assert upper.requests[1].headers.get("Range") == f"bytes={resumed_at}-"

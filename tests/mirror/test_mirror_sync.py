@@ -18,7 +18,8 @@ from .conftest import publish_files
 
 
 def fetched_paths(server) -> set[str]:
-    return {r.path for r in server.requests if r.status in (200, 206) and r.path != "/.pum/manifest.json"}
+    """The files fetched, not the upper's manifest or changelog."""
+    return {r.path for r in server.requests if r.status in (200, 206) and not r.path.startswith("/.pum/")}
 
 
 def test_sub_copies_the_mains_release_with_its_names_mtimes_and_dns_txt(
@@ -48,7 +49,7 @@ def test_unchanged_upper_costs_one_request_and_no_payload(upstream_tree, main, s
     serial = copy.serial()
     upper.clear()
     assert pum("--config", copy.conf, "run").code == 0
-    assert [(r.path, r.status) for r in upper.requests] == [("/.pum/manifest.json", 304)]
+    assert [(r.path, r.status) for r in upper.requests] == [(f"/.pum/changes/{main.serial()}.json", 304)]
     assert upper.payload_bytes() == 0
     assert copy.serial() == serial
     assert copy.log.splitlines()[-2:] == ["files checked 0, fetched 0, bytes 0", "no update"]
@@ -202,7 +203,8 @@ def test_dot_files_of_the_upper_release_are_its_own_records_and_not_copied(tmp_p
     result = pum("--config", copy.conf, "run")
     assert result.code == 0, result
     assert set(copy.files()) == {"dns.txt"}
-    assert upper.paths() == ["/.pum/manifest.json", "/dns.txt"]
+    # (then the upper's changelog since the release copied: what the next run asks for)
+    assert upper.paths() == ["/.pum/manifest.json", "/dns.txt", "/.pum/changes/1.json"]
     assert "not copied: .pum/products.json, ibm/.hidden" in copy.log
 
 

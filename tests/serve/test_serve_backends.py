@@ -26,6 +26,8 @@ HIDDEN = {
     ".pum/state.json": b"{}\n",
     ".pum/tuf/.keys": b"not for clients\n",
     ".pum/client/other.pyz": b"not for clients\n",
+    ".pum/changes/notes.json": b"not a changes file\n",
+    ".pum/changes/007.json": b"not a changes file either\n",
 }
 # The release-internal files every server hands out (see RELEASE_INTERNAL in pum.serve.http).
 INTERNAL = {
@@ -34,6 +36,7 @@ INTERNAL = {
     ".pum/tuf/timestamp.json": b'{"signed": {"_type": "timestamp"}}\n',
     ".pum/client/proscanup.pyz": b"PK\x03\x04 a zip application\n",
     ".pum/fleet.json": b'{"hosts": []}\n',
+    ".pum/changes/5.json": b'{"generation": 1}\n',
 }
 
 

@@ -33,6 +33,7 @@ from pum.formats.accesslog import (
 )
 from pum.formats.cvd import CVD_HEADER_SIZE, parse_cvd_header
 from pum.formats.manifest import parse_manifest
+from pum.formats.paths import changes_serial
 
 MANIFEST_REQUEST = "/.pum/manifest.json"
 _CACHE_LIMIT = 50_000  # agent strings and paths remembered while reading: bounded like everything else
@@ -116,7 +117,7 @@ class Ingest:
                         else:
                             client.succeeded("list")
                     return
-            elif record.path == MANIFEST_REQUEST:
+            elif record.path == MANIFEST_REQUEST or changes_serial(record.path[1:]) is not None:
                 sub = parse_sub_report(record.query)
                 if sub is not None:
                     client = self._client(f"pum:{sub.name}", "pum", record)

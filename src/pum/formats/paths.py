@@ -3,7 +3,13 @@
 Stdlib only and Python 3.6-clean: the host side uses it too.
 """
 
+import re
+from typing import Optional
 from urllib.parse import quote
+
+# a release's changelog: `.pum/changes/<S>.json` says what changed since release S (formats/changes.py)
+CHANGES_DIR = ".pum/changes"
+_CHANGES_NAME = re.compile(r"\.pum/changes/(0|[1-9][0-9]{0,17})\.json")
 
 
 def is_hidden(relpath: str) -> bool:
@@ -15,3 +21,14 @@ def is_hidden(relpath: str) -> bool:
 def url_path(relpath: str) -> str:
     """A release path as it goes into a URL ('#', '?', blanks and non-ASCII percent-encoded)."""
     return quote(relpath, safe="/")
+
+
+def changes_path(serial: int) -> str:
+    """The release path of the changes since release `serial`."""
+    return f"{CHANGES_DIR}/{serial}.json"
+
+
+def changes_serial(relpath: str) -> Optional[int]:
+    """The serial a release path `.pum/changes/<S>.json` names, else None (nothing else is a changes file)."""
+    match = _CHANGES_NAME.fullmatch(relpath)
+    return int(match.group(1)) if match else None

@@ -12,13 +12,14 @@ from urllib.parse import unquote_to_bytes
 
 from pum.formats.httpdate import http_date as http_date  # server.py takes it from here
 from pum.formats.httpdate import parse_http_date
+from pum.formats.paths import changes_serial
 from pum.formats.paths import is_hidden as is_hidden
 
 MAX_HEAD = 16 * 1024
 SERVER_NAME = "PUM"
 MANIFEST = ".pum/manifest.json"
-# The release-internal files clients and sub-PUMs fetch: the manifest, TUF metadata, the proscanup
-# build and the fleet document. Every other dot-path is 404 on all three servers.
+# The release-internal files clients and sub-PUMs fetch: the manifest, the changelog (.pum/changes/<S>.json),
+# TUF metadata, the proscanup build and the fleet document. Every other dot-path is 404 on all three servers.
 RELEASE_INTERNAL = frozenset({MANIFEST, ".pum/fleet.json", ".pum/client/proscanup.pyz"})
 TUF_DIR = ".pum/tuf/"
 
@@ -166,9 +167,9 @@ def request_path(target: str, visible: frozenset[str] = RELEASE_INTERNAL) -> str
 
 
 def is_release_internal(path: str) -> bool:
-    """True for the dot-paths served to clients: `RELEASE_INTERNAL` and the files under `.pum/tuf/`
-    (none of them hidden in turn)."""
-    if path in RELEASE_INTERNAL:
+    """True for the dot-paths served to clients: `RELEASE_INTERNAL`, the changelog's files and the files
+    under `.pum/tuf/` (none of them hidden in turn)."""
+    if path in RELEASE_INTERNAL or changes_serial(path) is not None:
         return True
     return path.startswith(TUF_DIR) and len(path) > len(TUF_DIR) and not is_hidden(path[len(TUF_DIR) :])
 

@@ -21,6 +21,7 @@ from pum.common.hashing import sha256_file as sha256_file  # re-exported for pum
 from pum.config import Config
 from pum.errors import StoreError
 from pum.formats import FormatError
+from pum.formats.changes import changes_serial
 from pum.formats.manifest import FileRecord, Manifest, parse_manifest
 from pum.store.state import (
     HOLD,
@@ -199,8 +200,13 @@ class Store:
         manifest_json = manifest.to_json()
         (meta / "manifest.json").write_bytes(manifest_json)
         os.chmod(meta / "manifest.json", 0o444)
+        from pum.store.changelog import write_changelog
+
+        changelog = write_changelog(
+            staging.dir, staging.current_dir, staging.current, manifest, len(manifest_json)
+        )
         # files linked from the served release were made durable when it was published
-        _fsync_tree(staging.dir, [*staging.fresh, MANIFEST_PATH])
+        _fsync_tree(staging.dir, [*staging.fresh, MANIFEST_PATH, *changelog])
         final = self.releases / str(serial)
         os.rename(staging.dir, final)
         try:
@@ -475,13 +481,14 @@ def changes_behind_our_back(tree: Path, files: Mapping[str, FileRecord]) -> list
 
 
 def foreign_files(tree: Path, files: Mapping[str, FileRecord]) -> list[str]:
-    """Paths in a release tree that its manifest does not name (symlinked directories included)."""
+    """Paths in a release tree that its manifest does not name (symlinked directories included); the
+    manifest and the changelog describe the release and are not in it."""
     found = []
     for directory, subdirs, names in os.walk(tree):
         links = [name for name in subdirs if os.path.islink(os.path.join(directory, name))]
         for name in sorted(names + links):
             relpath = os.path.relpath(os.path.join(directory, name), tree)
-            if relpath != MANIFEST_PATH and relpath not in files:
+            if relpath != MANIFEST_PATH and changes_serial(relpath) is None and relpath not in files:
                 found.append(relpath)
     return found
 

@@ -188,6 +188,9 @@ class Validators:
     release: int | None = None
     # the upper's release we copied them from (`?serial=` of the fleet query)
     copied_serial: int | None = None
+    # the Last-Modified of the upper's changelog of that release (sync/changelog.py), not the manifest's:
+    # the next run asks for `.pum/changes/<copied_serial>.json`
+    changes: bool = False
 
 
 @dataclass(frozen=True)
@@ -309,7 +312,14 @@ def _validators(document: object) -> Validators:
         files=_string(document["files"], "validators.files"),
         release=_count(document.get("release"), "validators.release", optional=True),
         copied_serial=_count(document.get("copied_serial"), "validators.copied_serial", optional=True),
+        changes=_flag(document.get("changes", False), "validators.changes"),
     )
+
+
+def _flag(value: object, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise DamagedState(f"{name}: expected true or false, got {value!r}")
 
 
 def _index_files(document: object) -> dict[str, IndexFile]:

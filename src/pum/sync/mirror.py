@@ -11,12 +11,9 @@ mtimes and `dns.txt` as the upper. An upper without a manifest is crawled by its
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import re
 import shutil
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -24,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pum.clock import utc_stamp
 from pum.errors import PumError, UpstreamError, VerifyError
 from pum.formats import FormatError
+from pum.formats.changes import files_digest as files_digest  # bundle.py takes it from here
 from pum.formats.httpdate import http_date, parse_http_date
 from pum.formats.manifest import FileRecord, Manifest, parse_manifest
 from pum.formats.paths import is_hidden, url_path
@@ -78,16 +76,9 @@ class CopiedFrom:
         return cls(match["upper"], int(match["serial"]), match["created"], match["files"])
 
 
-def files_digest(files: Mapping[str, FileRecord]) -> str:
-    """One sha256 over a manifest's file set: two releases with the same files give the same digest,
-    whatever their serials, so a sub that failed over to a second upper carrying them stays in step."""
-    canonical = {path: [r.size, r.sha256, r.mtime] for path, r in sorted(files.items())}
-    return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).hexdigest()
-
-
 class MirrorSource:
     def __init__(self) -> None:
-        self.copied_serial: int | None = None  # the upper's release this run copied
+        self.copied: Manifest | None = None  # the upper's release this run copied
 
     def sync(self, ctx: SyncContext) -> None:
         state = ctx.store.mirror_state(ctx.log.line)
@@ -97,9 +88,17 @@ class MirrorSource:
 
         if served_unchecked(ctx):
             validators = None  # trusted_root was set since: check and carry the upper's release now
-        answer = fetch_manifest(transport, validators, fleet_query(serving))
+        query = fleet_query(serving)
+        answer: UpperManifest | NotModified | Missing | None = None
+        if validators is not None and validators.changes:
+            from pum.sync.changelog import fetch_by_changes
+
+            answer = fetch_by_changes(ctx, transport, validators, query)
+            validators = None if answer is None else validators
+        if answer is None:
+            answer = fetch_manifest(transport, validators, query)
         if isinstance(answer, UpperManifest):
-            self.copied_serial = copy_by_manifest(ctx, transport, answer.answer, answer.manifest)
+            self.copied = copy_by_manifest(ctx, transport, answer.answer, answer.manifest)
         elif isinstance(answer, NotModified) and validators and state is not None:
             keep_current(ctx, state, validators, answer)
         elif isinstance(answer, NotModified):
@@ -117,10 +116,13 @@ class MirrorSource:
         say which release that is, so that the next run's 304 reads nothing."""
         state = ctx.store.mirror_state(ctx.log.line)
         served = ctx.store.current_dir()
-        if self.copied_serial is None or state is None or state.validators is None or served is None:
+        if self.copied is None or state is None or state.validators is None or served is None:
             return
         if served.name.isdigit():
-            remembered = replace(state.validators, release=int(served.name), copied_serial=self.copied_serial)
+            from pum.sync.changelog import after_copy
+
+            remembered = replace(state.validators, release=int(served.name), copied_serial=self.copied.serial)
+            remembered = after_copy(ctx, ctx.transport(), remembered, self.copied)
             ctx.store.write_mirror_state(replace(state, validators=remembered))
 
 
@@ -201,8 +203,8 @@ class _UpperMoved(Exception):
         self.fetched, self.manifest = fetched, manifest
 
 
-def copy_by_manifest(ctx: SyncContext, transport: Transport, fetched: Body, manifest: Manifest) -> int:
-    """Copy the upper's release (or the one it publishes meanwhile); returns the serial copied."""
+def copy_by_manifest(ctx: SyncContext, transport: Transport, fetched: Body, manifest: Manifest) -> Manifest:
+    """Copy the upper's release (or the one it publishes meanwhile); returns its manifest."""
     ours = CopiedFrom.of(ctx.staging.current)
     for _attempt in range(COPY_ATTEMPTS):
         try:
@@ -217,7 +219,7 @@ def copy_by_manifest(ctx: SyncContext, transport: Transport, fetched: Body, mani
             _save_state(ctx, fetched, manifest, ours, copied=False)
             raise
         _save_state(ctx, fetched, manifest, ours, copied=True)
-        return manifest.serial
+        return manifest
     _save_state(ctx, fetched, manifest, ours, copied=False)
     raise UpstreamError(
         f"{fetched.url}: the upper server published {COPY_ATTEMPTS} releases while we copied; "
@@ -355,6 +357,8 @@ def _save_state(
     else:
         releases = manifest.serial - ours.serial if ours.upper == upper else None
         lag = _lag(releases, _seconds_between(ours.created, manifest.created))
+    from pum.sync.changelog import validators_of
+
     ctx.store.write_mirror_state(
         MirrorState(
             mode="manifest",
@@ -364,7 +368,9 @@ def _save_state(
             upper_created=manifest.created,
             checked=utc_stamp(),
             lag=lag,
-            validators=Validators(upper, fetched.etag, _trusted_last_modified(fetched), digest),
+            validators=validators_of(
+                fetched, Validators(upper, fetched.etag, _trusted_last_modified(fetched), digest)
+            ),
         )
     )
 
