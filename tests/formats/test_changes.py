@@ -12,10 +12,12 @@ from pum.formats import FormatError
 from pum.formats.changes import (
     MAX_ENTRIES,
     Changes,
+    canonical_files,
     changes_between,
     changes_path,
     changes_serial,
     files_digest,
+    files_of_canonical,
     parse_changes,
 )
 from pum.formats.manifest import FileRecord
@@ -138,3 +140,10 @@ def test_the_empty_changes_of_a_release_since_itself_parse() -> None:
     digest = files_digest(NEW)
     empty = Changes(7, digest, 7, CREATED, digest)
     assert parse_changes(empty.to_json()) == empty
+
+
+def test_a_file_set_kept_as_its_canonical_bytes_is_read_back_only_with_its_digest() -> None:
+    raw = canonical_files(NEW)
+    assert files_of_canonical(raw, files_digest(NEW)) == NEW
+    with pytest.raises(FormatError, match="files_digest"):
+        files_of_canonical(raw.replace(b"41", b"42"), files_digest(NEW))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -294,3 +295,51 @@ def test_a_trusted_root_that_cannot_be_read_is_a_configuration_error(
     result = pum("--config", copy.conf, "run")
     assert result.code == ExitStatus.CONFIG
     assert "trusted_root /nonexistent/root.json: No such file or directory" in result.err
+
+
+def test_a_sub_follows_a_signed_upper_by_its_changelog_and_a_forged_one_is_refused(
+    upstream_tree, signing_main, sub, static, pum, tmp_path
+):
+    from pum.formats.changes import files_digest, parse_changes
+    from pum.formats.manifest import FileRecord
+
+    upstream_tree.publish(3)
+    assert pum("--config", signing_main.conf, "run").code == 0
+    upper = static(signing_main)
+    copy = sub("sub", upper.address, trusted_root=pinned(signing_main))
+    assert pum("--config", copy.conf, "run").code == 0
+    upstream_tree.publish(4)
+    assert pum("--config", signing_main.conf, "run").code == 0
+    upper.clear()
+    assert pum("--config", copy.conf, "run").code == 0
+    asked = [r.path for r in upper.requests]
+    assert asked[0] == "/.pum/changes/1.json" and "/.pum/manifest.json" not in asked
+    assert copy.files() == {p: r for p, r in signing_main.files().items() if p in copy.files()}
+    targets = host_check(copy.docroot, pinned(signing_main), tmp_path / "host")
+    assert targets["dns.txt"][1] == copy.files()["dns.txt"]["sha256"]
+
+    # whoever controls the upper rewrites a file and its changelog entry, the digest made to match: the
+    # signed targets refuse the rebuilt manifest, the manifest read again disowns the file: refused
+    upstream_tree.publish(5)
+    assert pum("--config", signing_main.conf, "run").code == 0
+    trojan = b"0.103.0:62:3:1700000000:1:90:49192:336\n"
+    served = signing_main.docroot / "dns.txt"
+    served.unlink()
+    served.write_bytes(trojan)
+    changes_file = signing_main.docroot / ".pum/changes/2.json"
+    document = json.loads(changes_file.read_bytes())
+    record = FileRecord(size=len(trojan), sha256=hashlib.sha256(trojan).hexdigest(), mtime=1700000000)
+    document["set"]["dns.txt"] = {"size": record.size, "sha256": record.sha256, "mtime": record.mtime}
+    kept = json.loads((copy.data / "state/upper_files.json").read_bytes())
+    forged = parse_changes(json.dumps(document).encode())
+    document["files"] = files_digest(forged.applied_to({p: FileRecord(*r) for p, r in kept.items()}))
+    stat = changes_file.stat()
+    changes_file.unlink()
+    changes_file.write_text(json.dumps(document))
+    os.utime(changes_file, (stat.st_atime, stat.st_mtime))
+    result = pum("--config", copy.conf, "run")
+    assert result.code == ExitStatus.VERIFY, result
+    # the signed targets refused the rebuilt manifest; the manifest, read again, is another file set
+    assert "by its changelog" in copy.log and "meanwhile: copying it instead" in copy.log
+    assert "dns.txt: refused: sha256" in result.err
+    assert copy.serial() == 2 and (copy.docroot / "dns.txt").read_bytes() != trojan

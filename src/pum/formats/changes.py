@@ -43,8 +43,29 @@ _CREATED = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z")
 def files_digest(files: Mapping[str, FileRecord]) -> str:
     """One sha256 over a manifest's file set: two releases with the same files give the same digest,
     whatever their serials, so a sub that failed over to a second upper carrying them stays in step."""
+    return hashlib.sha256(canonical_files(files)).hexdigest()
+
+
+def canonical_files(files: Mapping[str, FileRecord]) -> bytes:
+    """The bytes files_digest hashes: `{"<path>":[size,"<sha256>",mtime],...}`, sorted, compact."""
     canonical = {path: [r.size, r.sha256, r.mtime] for path, r in sorted(files.items())}
-    return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).hexdigest()
+    return json.dumps(canonical, separators=(",", ":")).encode()
+
+
+def files_of_canonical(raw: bytes, digest: str) -> dict[str, FileRecord]:
+    """The file set of `canonical_files` bytes whose sha256 is `digest` (a sub's own record of its upper's
+    files: the digest proves them unchanged, so each path is not checked again here)."""
+    if hashlib.sha256(raw).hexdigest() != digest:
+        raise FormatError(f"files_digest {hashlib.sha256(raw).hexdigest()}, expected {digest}")
+    document = load_strict_json(raw, "file set")
+    if not isinstance(document, dict):
+        raise FormatError("file set: expected a JSON object")
+    files = {}
+    for path, record in document.items():
+        if not isinstance(record, list) or len(record) != 3:
+            raise FormatError(f"file set: {path!r}: expected [size, sha256, mtime]")
+        files[path] = FileRecord(size=record[0], sha256=record[1], mtime=record[2])
+    return files
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 A sub that copied the upper's release S asks for `/.pum/changes/S.json` (If-Modified-Since: the changelog
 it last read); 304 while the upper serves S. Otherwise the answer says what changed since S: applied to
-the upper manifest kept from the last copy (`state/upper_manifest.json`), its result must have the
+the upper's file set kept from the last copy (`state/upper_files.json`), its result must have the
 files_digest the changelog gives for the new release. Only then does the copy go on as if the whole
 manifest had been read: the same checks (sha256 per file, VDF signatures, the upper's signed targets when
 trusted_root is set), with only the changed files downloaded. Any doubt (no changelog, S older than it,
@@ -18,9 +18,17 @@ from typing import TYPE_CHECKING
 
 from pum.errors import UpstreamError
 from pum.formats import FormatError
-from pum.formats.changes import CHANGES_LIMIT, Changes, changes_path, files_digest, parse_changes
+from pum.formats.changes import (
+    CHANGES_LIMIT,
+    Changes,
+    canonical_files,
+    changes_path,
+    files_digest,
+    files_of_canonical,
+    parse_changes,
+)
 from pum.formats.httpdate import http_date
-from pum.formats.manifest import Manifest, parse_manifest
+from pum.formats.manifest import FileRecord, Manifest
 from pum.net.answers import Body, Missing, NotModified
 from pum.store.state import Validators
 
@@ -29,7 +37,8 @@ if TYPE_CHECKING:
     from pum.sync import SyncContext
     from pum.sync.mirror import UpperManifest
 
-UPPER_MANIFEST = "upper_manifest.json"
+# the upper's file set of the release copied, as files_digest hashes it: its digest proves it unchanged
+UPPER_FILES = "upper_files.json"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,7 +81,7 @@ def fetch_by_changes(
     if changes.from_serial != serial or changes.from_files != validators.files:
         _fall_back(ctx, f"{answer.url}: starts from another file set than the release {serial} we copied")
         return None
-    kept = _kept_manifest(ctx, validators.files)
+    kept = _kept_files(ctx, validators.files)
     if kept is None:
         return None
     manifest = _rebuilt(ctx, answer.url, kept, changes)
@@ -87,12 +96,12 @@ def fetch_by_changes(
     return UpperManifest(ChangesAnswer(**fields, data=b""), manifest)
 
 
-def _rebuilt(ctx: SyncContext, url: str, kept: Manifest, changes: Changes) -> Manifest | None:
-    files = changes.applied_to(kept.files)
+def _rebuilt(ctx: SyncContext, url: str, kept: dict[str, FileRecord], changes: Changes) -> Manifest | None:
+    files = changes.applied_to(kept)
     if files_digest(files) != changes.files:
         _fall_back(
             ctx,
-            f"{url}: the changes since release {kept.serial} do not give the file set of release "
+            f"{url}: the changes since release {changes.from_serial} do not give the file set of release "
             f"{changes.serial} (files_digest differs)",
         )
         return None
@@ -103,18 +112,16 @@ def _rebuilt(ctx: SyncContext, url: str, kept: Manifest, changes: Changes) -> Ma
         return None
 
 
-def _kept_manifest(ctx: SyncContext, digest: str) -> Manifest | None:
-    """The upper's manifest kept from the copy we serve, if it is that copy's."""
-    path = ctx.store.state / UPPER_MANIFEST
+def _kept_files(ctx: SyncContext, digest: str) -> dict[str, FileRecord] | None:
+    """The upper's file set kept from the copy we serve, if it is that copy's (its files_digest)."""
+    path = ctx.store.state / UPPER_FILES
     try:
-        kept = parse_manifest(path.read_bytes())
-    except (OSError, FormatError) as error:
-        _fall_back(ctx, f"{path}: unreadable ({getattr(error, 'strerror', None) or error})")
-        return None
-    if files_digest(kept.files) != digest:
-        _fall_back(ctx, f"{path}: not the upper release we serve")
-        return None
-    return kept
+        return files_of_canonical(path.read_bytes(), digest)
+    except OSError as error:
+        _fall_back(ctx, f"{path}: unreadable ({error.strerror})")
+    except FormatError as error:
+        _fall_back(ctx, f"{path}: not the upper release we serve ({error})")
+    return None
 
 
 def _fall_back(ctx: SyncContext, reason: str) -> None:
@@ -133,10 +140,10 @@ def validators_of(fetched: Body, validators: Validators) -> Validators:
 def after_copy(
     ctx: SyncContext, transport: Transport, validators: Validators, copied: Manifest
 ) -> Validators:
-    """Once a copy is served: keep the upper's manifest for the next changelog, and when the copy went by
+    """Once a copy is served: keep the upper's file set for the next changelog, and when the copy went by
     the whole manifest, learn whether the upper publishes a changelog (its empty `changes/<S>.json`) so
     that the next run asks for that instead."""
-    _keep_manifest(ctx, copied)
+    _keep_files(ctx, copied)
     if validators.changes:
         return validators
     try:
@@ -163,9 +170,9 @@ def after_copy(
     return replace(validators, etag=None, last_modified=answer.last_modified, changes=True)
 
 
-def _keep_manifest(ctx: SyncContext, copied: Manifest) -> None:
-    path = ctx.store.state / UPPER_MANIFEST
+def _keep_files(ctx: SyncContext, copied: Manifest) -> None:
+    path = ctx.store.state / UPPER_FILES
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(copied.to_json())
+    tmp.write_bytes(canonical_files(copied.files))
     os.replace(tmp, path)
