@@ -6,7 +6,7 @@ the upper's file set kept from the last copy (`state/upper_files.json`), its res
 files_digest the changelog gives for the new release. Only then does the copy go on as if the whole
 manifest had been read: the same checks (sha256 per file, VDF signatures, the upper's signed targets when
 trusted_root is set), with only the changed files downloaded. Any doubt (no changelog, S older than it,
-another server, a malformed answer, a digest that differs, no kept manifest) reads the whole manifest
+another server, a malformed answer, a digest that differs, no kept file set) reads the whole manifest
 instead: one run-log line, never an error.
 """
 
