@@ -169,3 +169,45 @@ def test_a_tampered_changelog_never_publishes_a_wrong_tree(tmp_path, sub, static
         line = next(line for line in copy.log.splitlines() if "reading the whole manifest instead" in line)
         assert logged in line
     assert ("/.pum/manifest.json", 200) in upper.requests()
+
+
+def _changelog(docroot: Path) -> list[int]:
+    return sorted(int(path.stem) for path in (docroot / ".pum" / "changes").iterdir())
+
+
+def test_each_release_carries_its_net_changes_since_each_ancestor(tmp_path, monkeypatch):
+    from pum.config import Config
+    from pum.formats.changes import parse_changes
+    from pum.store import Store
+
+    base = tmp_path / "upper"
+    for number in range(4):
+        docroot = publish_files(base, {"a.bin": bytes([number]) * 100, f"n{number}.bin": b"n"})
+    assert _changelog(docroot) == [1, 2, 3, 4]
+    store = Store(Config(docroot=base / "www", data_dir=base / "data"))
+    since_1 = parse_changes((docroot / ".pum/changes/1.json").read_bytes())
+    assert since_1.applied_to(store.manifest_of(1).files) == store.manifest_of(4).files
+    assert sorted(since_1.set) == ["a.bin", "n1.bin", "n2.bin", "n3.bin"] and not since_1.removed
+    mtimes = {path.stat().st_mtime for path in (docroot / ".pum/changes").iterdir()}
+    assert len(mtimes) == 1  # one Last-Modified for the whole changelog of a release
+
+    monkeypatch.setattr("pum.store.changelog.KEEP_SERIALS", 2)
+    assert _changelog(publish_files(base, {"a.bin": b"five"})) == [3, 4, 5]
+
+
+def test_a_release_after_a_rollback_carries_no_changes_since_the_release_left(tmp_path):
+    from pum.config import Config
+    from pum.store import Store
+
+    base = tmp_path / "upper"
+    for number in range(3):
+        publish_files(base, {"a.bin": bytes([number]) * 100})
+    Store(Config(docroot=base / "www", data_dir=base / "data")).rollback()  # serves 2 again
+    assert _changelog(publish_files(base, {"a.bin": b"four"})) == [1, 2, 4]  # 3 is not an ancestor
+
+
+def test_changes_larger_than_half_the_manifest_are_not_written(tmp_path):
+    base = tmp_path / "upper"
+    publish_files(base, {f"f{n:03d}.bin": b"x" for n in range(1000)})
+    docroot = publish_files(base, {f"f{n:03d}.bin": b"y" for n in range(1000)})
+    assert _changelog(docroot) == [2]  # only the empty changes since itself: subs read the manifest

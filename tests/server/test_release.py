@@ -207,10 +207,13 @@ def test_verify_passes_on_a_clean_release_and_names_a_changed_file(upstream_tree
     os.chmod(target, 0o644)
     target.write_text("tampered\n")
     (served / "extra.bin").write_bytes(b"x")
+    (served / ".pum" / "changes" / "notes.json").write_bytes(b"{}")  # the changelog's names are digits only
     result = pum("--config", conf, "verify")
     assert result.code == ExitStatus.VERIFY
     assert "dns.txt: modified" in result.out
     assert "extra.bin: not in the manifest" in result.out
+    assert ".pum/changes/notes.json: not in the manifest" in result.out
+    assert ".pum/changes/1.json" not in result.out
 
 
 def test_exit_statuses_are_distinct():
