@@ -26,7 +26,7 @@ def alive(pid: int) -> bool:
 
 
 def wait_for_file(path: Path) -> str:
-    for _ in range(100):
+    for _ in range(600):
         if path.exists() and path.read_text().strip():
             return path.read_text().strip()
         time.sleep(0.05)

@@ -240,7 +240,7 @@ def test_second_pum_is_used_when_the_first_is_down(site, host, proscanup):
 
 def process_alive(pid: int) -> bool:
     """True while `pid` runs; a zombie (nobody reaps in some containers) counts as gone."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
