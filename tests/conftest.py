@@ -67,7 +67,8 @@ def free_udp_and_tcp_port(host: str = "127.0.0.1") -> int:
     raise RuntimeError(f"no port free for both UDP and TCP on {host} in 100 draws")
 
 
-def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0) -> None:
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 60.0) -> None:
+    """Until something listens: a generous bound, for a loaded machine starts Squid or Apache slowly."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -280,7 +281,7 @@ def _wait_for_dns(address: str, port: int, name: str, process: subprocess.Popen)
     import dns.message
     import dns.query
 
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # returns at the first answer; a loaded machine starts it slowly
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"dnsmasq exited: {process.stderr.read().decode() if process.stderr else ''}")
@@ -333,7 +334,7 @@ http_access deny all
         )
         processes.append((process, workdir))
         try:
-            wait_for_port(port, timeout=30)
+            wait_for_port(port)
         except RuntimeError:
             stop_process(process)
             log = (workdir / "cache.log").read_text(errors="replace")

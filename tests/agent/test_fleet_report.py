@@ -17,7 +17,7 @@ from pum.errors import ExitStatus
 
 def _wait_for_list_requests(log: Path, count: int) -> None:
     """`pum serve` flushes its access log about once a second: wait (bounded) for the list requests."""
-    for _ in range(100):
+    for _ in range(300):
         if log.exists() and log.read_text().count(".lst?host=") >= count:
             return
         time.sleep(0.1)

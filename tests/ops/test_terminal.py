@@ -66,8 +66,10 @@ def test_log_lines_scroll_above_live_progress_bars_on_a_terminal() -> None:
     )
     os.close(follower)
     output = b""
-    for _ in range(1000):  # bounded: the child ends in well under a second
-        ready, _w, _x = select.select([leader], [], [], 5)
+    for _ in range(1000):  # bounded: the child ends in well under a second (on an idle machine)
+        # 60 s for the first byte: a loaded machine may take seconds to start Python and import rich,
+        # and the loop ends as soon as the child closes the terminal
+        ready, _w, _x = select.select([leader], [], [], 60)
         if not ready:
             break
         try:

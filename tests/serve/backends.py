@@ -78,7 +78,7 @@ class Backend:
         except FileNotFoundError:
             return []
 
-    def entries_after(self, count: int, expected: int, timeout: float = 5.0) -> list[LogEntry]:
+    def entries_after(self, count: int, expected: int, timeout: float = 30.0) -> list[LogEntry]:
         """Log entries past the first `count`, waiting until at least `expected` of them are written."""
         deadline = time.monotonic() + timeout
         while True:
@@ -92,7 +92,7 @@ class Backend:
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=preexec_fn
         )
         try:
-            wait_for_port(self.port, timeout=20)
+            wait_for_port(self.port)
         except RuntimeError:
             self.stop()
             output = self.process.stdout.read().decode(errors="replace") if self.process.stdout else ""
@@ -167,7 +167,7 @@ class PumServe(Backend):
 
         self._start([sys.executable, "-c", _LAUNCH, json.dumps(self.config)], limit_descriptors)
         # the port listens before the workers are forked: a test about workers needs them all there
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while self.workers > 1 and len(self.worker_pids()) < self.workers:
             if time.monotonic() > deadline:
                 self.stop()

@@ -263,7 +263,7 @@ def test_a_killed_worker_is_started_again(start_pum):
     server = start_pum(workers=2)
     victim = server.worker_pids()[0]
     os.kill(victim, signal.SIGKILL)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         pids = server.worker_pids()
         if len(pids) == 2 and victim not in pids:
@@ -284,7 +284,8 @@ def test_a_signal_stops_the_server_cleanly(start_pum, workers, signum):
     idle.recv(65536)
     server.process.send_signal(signum)
     # the idle client's keep-alive timeout is 60 s: exiting within this bound shows it did not hold us
-    assert server.process.wait(timeout=15) == 0
+    # (45 s, not less: a loaded machine may take seconds to stop and reap the workers)
+    assert server.process.wait(timeout=45) == 0
     assert idle.recv(1) == b""  # closed by the server
     idle.close()
     for pid in children:
@@ -343,7 +344,7 @@ def test_a_client_leaving_mid_download_leaves_nothing_open(start_pum, tree):
             sock.connect(("127.0.0.1", server.port))
             sock.sendall(b"GET /big.cvd HTTP/1.1\r\nHost: x\r\n\r\n")
             sock.recv(65536)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while _open_descriptors(server.process.pid) > baseline and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _open_descriptors(server.process.pid) <= baseline
