@@ -223,3 +223,49 @@ _JSON = st.recursive(
 def test_parse_manifest_raises_only_format_error_on_arbitrary_json(document: dict[str, Any]) -> None:
     with contextlib.suppress(FormatError):
         parse_manifest(json.dumps(document).encode())
+
+
+def _as_json_dumps_writes_it(manifest: Manifest) -> bytes:
+    document = {
+        "generation": manifest.generation,
+        "serial": manifest.serial,
+        "created": manifest.created,
+        "source": manifest.source,
+        "files": {
+            path: {"size": record.size, "sha256": record.sha256, "mtime": record.mtime}
+            for path, record in manifest.files.items()
+        },
+    }
+    return (json.dumps(document, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+@pytest.mark.parametrize("count", [0, 1, 12_345])
+def test_manifest_written_in_pieces_is_the_json_document_byte_for_byte(count: int) -> None:
+    files = {
+        f'd{n % 7}/ファイル-{n:05d}"q".bin': FileRecord(n, f"{n:064x}", 1_700_000_000 + n)
+        for n in range(count)
+    }
+    manifest = Manifest(serial=3, created="2025-09-01T03:32:05Z", files=files, source='upper "ü"\n')
+    chunks = list(manifest.json_chunks())
+    assert b"".join(chunks) == manifest.to_json() == _as_json_dumps_writes_it(manifest)
+    assert len(chunks) > 1 or count < 10_000  # a large manifest is never one string
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        f'{{"size": 1, "sha256": "{SHA}", "mtime": 2}}',  # another order
+        f'{{"mtime": 2, "sha256": "{SHA}", "size": 1, "md5": "x"}}',  # a key a newer PUM added
+    ],
+)
+def test_manifest_record_written_otherwise_reads_the_same(record: str) -> None:
+    raw = b'{"serial": 1, "created": "2025-09-01T03:32:05Z", "files": {"a": %s}}' % record.encode()
+    assert parse_manifest(raw).files == {"a": FileRecord(size=1, sha256=SHA, mtime=2)}
+
+
+def test_manifest_object_shaped_like_a_record_where_files_belong_is_refused() -> None:
+    raw = (
+        b'{"serial": 1, "created": "2025-09-01T03:32:05Z", "files": {"mtime": 2, "sha256": "%s", "size": 1}}'
+    )
+    with pytest.raises(FormatError, match="^manifest: files must be an object"):
+        parse_manifest(raw % SHA.encode())

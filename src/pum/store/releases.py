@@ -190,14 +190,15 @@ class Store:
         manifest = Manifest(
             serial=serial,
             created=utc_stamp(),
-            files=dict(sorted(staging.records.items())),
+            files=staging.records,
             generation=LAYOUT_GENERATION,
             source=staging.source,
         )
         meta = staging.dir / ".pum"
         meta.mkdir(exist_ok=True)
-        manifest_json = manifest.to_json()
-        (meta / "manifest.json").write_bytes(manifest_json)
+        with open(meta / "manifest.json", "wb") as stream:  # in pieces: ~150 bytes a file
+            for chunk in manifest.json_chunks():
+                stream.write(chunk)
         os.chmod(meta / "manifest.json", 0o444)
         # files linked from the served release were made durable when it was published
         _fsync_tree(staging.dir, [*staging.fresh, MANIFEST_PATH])
@@ -211,13 +212,13 @@ class Store:
             shutil.rmtree(final, ignore_errors=True)
             raise
         self.published = serial
-        self._remember_manifest(serial, manifest_json)
+        self._remember_manifest(serial, final / MANIFEST_PATH)
         return serial
 
-    def _remember_manifest(self, serial: int, manifest: bytes) -> None:
+    def _remember_manifest(self, serial: int, manifest: Path) -> None:
         self.history.mkdir(parents=True, exist_ok=True)
         tmp = self.history / f".{serial}.tmp"
-        tmp.write_bytes(manifest)
+        shutil.copyfile(manifest, tmp)
         os.replace(tmp, self.history / f"{serial}.json")
         kept = sorted(int(p.stem) for p in self.history.glob("*.json") if p.stem.isdigit())
         for old in kept[:-MANIFEST_HISTORY]:
@@ -303,7 +304,7 @@ class Store:
         current = self.current_dir()
         if current is not None and current.name.isdigit():
             # the release left behind stays a served one (history/), never collected as unserved
-            self._remember_manifest(int(current.name), (current / MANIFEST_PATH).read_bytes())
+            self._remember_manifest(int(current.name), current / MANIFEST_PATH)
         with CRITICAL.entered():
             self.switch_to(previous)
             self.hold(f"rolled back to release {previous}")

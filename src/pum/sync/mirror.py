@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import re
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from json.encoder import encode_basestring_ascii
+from typing import TYPE_CHECKING, Any, overload
 
 from pum.clock import utc_stamp
 from pum.errors import PumError, UpstreamError, VerifyError
@@ -40,7 +40,6 @@ from pum.sync.fetch import (
     refuse_vdf_names,
     signs_last,
 )
-from pum.sync.parallel import fetch_in_parallel
 
 if TYPE_CHECKING:
     from pum.net.transport import Transport
@@ -80,9 +79,21 @@ class CopiedFrom:
 
 def files_digest(files: Mapping[str, FileRecord]) -> str:
     """One sha256 over a manifest's file set: two releases with the same files give the same digest,
-    whatever their serials, so a sub that failed over to a second upper carrying them stays in step."""
-    canonical = {path: [r.size, r.sha256, r.mtime] for path, r in sorted(files.items())}
-    return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).hexdigest()
+    whatever their serials, so a sub that failed over to a second upper carrying them stays in step.
+
+    The digest of `json.dumps({path: [size, sha256, mtime], ...}, separators=(",", ":"))` with the paths
+    sorted, hashed in pieces: the whole text is ~100 bytes a file."""
+    digest = hashlib.sha256(b"{")
+    piece: list[str] = []
+    for count, path in enumerate(sorted(files)):
+        record = files[path]
+        name = encode_basestring_ascii(path)
+        piece.append(f'{"," if count else ""}{name}:[{record.size},"{record.sha256}",{record.mtime}]')
+        if len(piece) == 1000:
+            digest.update("".join(piece).encode())
+            piece = []
+    digest.update("".join(piece).encode() + b"}")
+    return digest.hexdigest()
 
 
 class MirrorSource:
@@ -179,9 +190,11 @@ def fetch_manifest(
     if not isinstance(answer, Body):
         return answer
     try:
-        return UpperManifest(answer, parse_manifest(answer.data))
+        manifest = parse_manifest(answer.data)
     except FormatError as error:
         raise VerifyError(f"{answer.url}: not a PUM release manifest: {error}") from None
+    # the body is ~150 bytes a file, and the copy needs only the records parsed from it
+    return UpperManifest(replace(answer, data=b""), manifest)
 
 
 def keep_current(ctx: SyncContext, state: MirrorState, validators: Validators, answer: NotModified) -> None:
@@ -244,8 +257,8 @@ def copy_release(ctx: SyncContext, transport: Transport, fetched: Body, manifest
         ctx, transport, fetched.url, files, manifest.files, lambda: _recheck(transport, manifest)
     )
     staging.source = copied.text()
-    held = dict(staging.current.files) if staging.current is not None else {}
-    by_content = {(record.sha256, record.size): path for path, record in held.items()}
+    held = staging.current.files if staging.current is not None else {}
+    held_by_content = _ByContent(held)
     received, count, carried = ctx.bytes_received, 0, []
     # `.sign` files after everything else: each is checked over the staged file it signs
     ordered = signs_last(files)
@@ -259,19 +272,65 @@ def copy_release(ctx: SyncContext, transport: Transport, fetched: Body, manifest
             if held.get(relpath) == record:
                 staging.link_from_current(relpath)
                 carried.append(relpath)
-            elif (record.sha256, record.size) in by_content:
-                _reuse_held(ctx, relpath, by_content[(record.sha256, record.size)], record)
+            elif (same := held_by_content.path_of(record)) is not None:
+                _reuse_held(ctx, relpath, same, record)
                 carried.append(relpath)
             else:
                 wanted.append(relpath)
-        jobs = [partial(_download, ctx, fetched, manifest, relpath, files[relpath]) for relpath in wanted]
+        from pum.sync.parallel import fetch_in_parallel  # threads: not imported by a 304 run
+
+        jobs = _Downloads(partial(_download, ctx, fetched, manifest), wanted, files)
         for relpath, got in zip(wanted, fetch_in_parallel(ctx, transport, jobs), strict=True):
             accepted(ctx, got, relpath)
-            staging.put(relpath, got.path, mtime=files[relpath].mtime, sha256=got.sha256, keep_source=True)
+            # the manifest's sha256 (the same text: _download compared them), one string for both records
+            record = files[relpath]
+            staging.put(relpath, got.path, mtime=record.mtime, sha256=record.sha256, keep_source=True)
             log.line(f"download {relpath} ({got.size} bytes)")
             count += 1
     recheck_carried_signs(ctx, carried, lambda relpath: transport.url_for(fetched.server, url_path(relpath)))
     log.line(f"files checked {len(files)}, fetched {count}, bytes {ctx.bytes_received - received}")
+
+
+class _ByContent:
+    """The path of a file we hold with a record's sha256 and size (another name, or moved), indexed on
+    first use: a first copy, or one where every file keeps its name, never builds the index."""
+
+    def __init__(self, held: Mapping[str, FileRecord]) -> None:
+        self._held = held
+        self._index: dict[tuple[str, int], str] | None = None
+
+    def path_of(self, record: FileRecord) -> str | None:
+        if not self._held:
+            return None
+        if self._index is None:
+            self._index = {(held.sha256, held.size): path for path, held in self._held.items()}
+        return self._index.get((record.sha256, record.size))
+
+
+class _Downloads(Sequence[Callable[["Transport"], Held]]):
+    """The download job of each path, made when fetch_in_parallel comes to it (a list of 100,000 jobs
+    held ~16 MB for the whole copy)."""
+
+    def __init__(
+        self,
+        download: Callable[[str, FileRecord, Transport], Held],
+        wanted: list[str],
+        files: Mapping[str, FileRecord],
+    ) -> None:
+        self._download, self._wanted, self._files = download, wanted, files
+
+    def __len__(self) -> int:
+        return len(self._wanted)
+
+    @overload
+    def __getitem__(self, index: int) -> Callable[[Transport], Held]: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Callable[[Transport], Held]]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        relpath = self._wanted[index]
+        return partial(self._download, relpath, self._files[relpath])
 
 
 def _reuse_held(ctx: SyncContext, relpath: str, held_path: str, record: FileRecord) -> None:
