@@ -184,11 +184,11 @@ def publish_staged(config: Config, store: Store, ctx: SyncContext, log: RunLog, 
     """The end of every build: unchanged -> None, else validate, publish, prune. The hold is read again
     right before publishing: `pum hold` does not wait for the run lock. A build that began no staging
     tree (the upper answered 304) changed nothing."""
-    from pum.trust.repository import resign_reason
-
     if not ctx.staging_begun:
         log.line("no update")
         return None
+    from pum.trust.repository import resign_reason
+
     staging = ctx.staging
     _stage_client(config, staging)
     changed = staging.changed_paths()

@@ -43,10 +43,10 @@ def collect_stale_parts(ctx: SyncContext) -> None:
     """At the start of a run: partial downloads a killed or failed run left more than a day ago are
     dropped (what upstream offers under their names has likely changed; on a full disk they would fail
     every later run). Younger ones are resumed."""
+    if not ctx.store.downloads.is_dir():
+        return  # cleared after every good run: a run answered by DNS or a 304 imports no HTTP client here
     from pum.net.transport import STALE_PART_SECONDS
 
-    if not ctx.store.downloads.is_dir():
-        return
     now = time.time()
     for part in ctx.store.downloads.rglob("*.part"):
         stat = part.lstat()
