@@ -1,5 +1,6 @@
 """The release manifest `.pum/manifest.json`: serial, creation time, and size/sha256/mtime per file."""
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -165,8 +166,61 @@ def _record_as_written(pairs: list[tuple[str, Any]]) -> FileRecord | None:
         return None
 
 
-def parse_manifest(raw: bytes) -> Manifest:
-    """Parse and validate `.pum/manifest.json` (UTF-8 JSON, as `Manifest.to_json` writes it)."""
+# The layout `Manifest.json_chunks` writes, read without building the JSON document: the opening up to
+# the files object, then each file's entry. A manifest laid out otherwise is read as JSON (`_parse_json`).
+_OPENING = re.compile(rb'\{\n "created": "[^"\\\x00-\x1f]*",\n "files": \{\n')
+_ENTRY = re.compile(
+    rb'  ("(?:[^"\\\x00-\x1f]|\\.)*"): \{\n   "mtime": (0|[1-9][0-9]{0,18}),\n'
+    rb'   "sha256": "([0-9a-f]{64})",\n   "size": (0|[1-9][0-9]{0,18})\n  \}(,\n|\n \})'
+)
+
+
+def parse_manifest(raw: bytes, known: Mapping[str, FileRecord] | None = None) -> Manifest:
+    """Parse and validate `.pum/manifest.json` (UTF-8 JSON, as `Manifest.to_json` writes it).
+
+    A record equal to `known`'s for its path is `known`'s object: a sub-PUM holding the manifest it
+    serves and its upper's holds one set of records for the files both list.
+
+    A manifest as PUM writes it is read entry by entry, never as one JSON document (~500 bytes a file of
+    dicts and strings at once); it gives what the JSON reading gives, and anything it does not take as
+    it is (another layout, a bad value, a path twice) is read as JSON, which says what is wrong."""
+    return _parse_as_written(raw, known or {}) or _parse_json(raw)
+
+
+def _parse_as_written(raw: bytes, known: Mapping[str, FileRecord]) -> Manifest | None:
+    opening = _OPENING.match(raw)
+    if opening is None:
+        return None
+    records: dict[str, FileRecord] = {}
+    entry, end = _ENTRY.match, opening.end()
+    while (found := entry(raw, end)) is not None:
+        end, quoted = found.end(), found[1]
+        try:
+            # without a backslash, the bytes between the quotes are the path (JSON escapes nothing else)
+            path = quoted[1:-1].decode("utf-8") if b"\\" not in quoted else json.loads(quoted.decode("utf-8"))
+            record = FileRecord(size=int(found[4]), sha256=found[3].decode("ascii"), mtime=int(found[2]))
+        except (ValueError, FormatError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            return None
+        held = known.get(path)
+        if held == record:
+            record = held
+        if path in records:
+            return None
+        records[path] = record
+        if found[5] != b",\n":
+            break
+    else:
+        return None
+    try:
+        # the rest of the document read as JSON with its files object emptied, the paths checked by Manifest:
+        # the checks of a whole reading
+        rest = _parse_json(raw[: opening.end() - 2] + b"{}" + raw[end:])
+        return Manifest(rest.serial, rest.created, records, rest.generation, rest.source)
+    except FormatError:
+        return None
+
+
+def _parse_json(raw: bytes) -> Manifest:
     document = load_strict_json(raw, "manifest", _record_as_written)
     if not isinstance(document, dict):
         raise FormatError(f"manifest: expected a JSON object, got {type(document).__name__}")
