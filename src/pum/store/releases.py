@@ -397,9 +397,12 @@ class Staging:
         mtime: float | None = None,
         sha256: str | None = None,
         keep_source: bool = False,
+        known: FileRecord | None = None,
     ) -> None:
         """Move (or, with keep_source, hard-link) a verified file into the release; it becomes read-only,
-        as releases are immutable. Downloads are linked so that a killed run never fetches them again."""
+        as releases are immutable. Downloads are linked so that a killed run never fetches them again.
+        `known`: the record the caller holds for the file (a sub's upper manifest), kept as the staged one
+        when the file matches it (one object for both, at 100,000 files)."""
         target = self._target(relpath)
         if target.exists() or target.is_symlink():
             target.unlink()
@@ -412,9 +415,8 @@ class Staging:
         os.chmod(target, 0o444)
         self.fresh.append(relpath)
         stat = target.stat()
-        self.records[relpath] = FileRecord(
-            size=stat.st_size, sha256=sha256 or sha256_file(target), mtime=int(stat.st_mtime)
-        )
+        record = FileRecord(size=stat.st_size, sha256=sha256 or sha256_file(target), mtime=int(stat.st_mtime))
+        self.records[relpath] = known if known == record else record
 
     def write_bytes(self, relpath: str, data: bytes, *, mtime: float | None = None) -> None:
         tmp = self.dir.parent / ".write.tmp"

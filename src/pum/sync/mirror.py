@@ -294,9 +294,10 @@ def copy_release(ctx: SyncContext, transport: Transport, fetched: Body, manifest
         jobs = _Downloads(partial(_download, ctx, fetched, manifest), wanted, files)
         for relpath, got in zip(wanted, fetch_in_parallel(ctx, transport, jobs), strict=True):
             accepted(ctx, got, relpath)
-            # the manifest's sha256 (the same text: _download compared them), one string for both records
             record = files[relpath]
-            staging.put(relpath, got.path, mtime=record.mtime, sha256=record.sha256, keep_source=True)
+            staging.put(
+                relpath, got.path, mtime=record.mtime, sha256=got.sha256, keep_source=True, known=record
+            )
             log.line(f"download {relpath} ({got.size} bytes)")
             count += 1
     recheck_carried_signs(ctx, carried, lambda relpath: transport.url_for(fetched.server, url_path(relpath)))
@@ -357,12 +358,12 @@ def _reuse_held(ctx: SyncContext, relpath: str, held_path: str, record: FileReco
         except FormatError as error:
             raise VerifyError(f"our {held_path} as the upper's {relpath}: refused: {error}") from None
     if staging.current.files[held_path].mtime == record.mtime:
-        staging.put(relpath, source, mtime=record.mtime, sha256=record.sha256, keep_source=True)
+        staging.put(relpath, source, mtime=record.mtime, sha256=record.sha256, keep_source=True, known=record)
         return
     copy = ctx.store.downloads / ".copies" / relpath
     copy.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, copy)
-    staging.put(relpath, copy, mtime=record.mtime, sha256=record.sha256)
+    staging.put(relpath, copy, mtime=record.mtime, sha256=record.sha256, known=record)
     ctx.log.line(f"copy {relpath} from our {held_path} (same content, the upper's mtime)")
 
 
