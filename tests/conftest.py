@@ -225,6 +225,19 @@ def pum_command() -> list[str]:
     return [sys.executable, "-m", "pum.cli"]
 
 
+def modules_of_a_run(*args: object) -> set[str]:
+    """`pum ARGS` in a fresh interpreter, which must succeed: every module it imported."""
+    code = (
+        "import sys; from pum.cli import main; status = main(sys.argv[1:]); "
+        "print(' '.join(sys.modules)); sys.exit(status)"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=120
+    )
+    assert finished.returncode == 0, finished.stderr
+    return set(finished.stdout.split())
+
+
 @contextmanager
 def running_pum_serve(conf: Path, port: int, host: str = "127.0.0.1") -> Iterator[subprocess.Popen]:
     """`pum serve` as a real subprocess on the `listen` of `conf`, stopped by SIGTERM on the way out."""

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import sys
-import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from pum import __version__
-from pum.config import Config, load_config
 from pum.errors import ExitStatus, PumError
 
 if TYPE_CHECKING:
+    from pum.config import Config
     from pum.runlog import RunLog
 
 
@@ -27,6 +25,8 @@ class Context:
     @property
     def config(self) -> Config:
         if self._config is None:
+            from pum.config import load_config  # here: `pum --help` reads no configuration
+
             self._config = load_config(self.config_path)
         return self._config
 
@@ -122,6 +122,8 @@ def status(ctx: Context, as_json: bool) -> None:
     from pum.status import collect_status, render_text
 
     document = collect_status(ctx.config)
+    import json
+
     click.echo(json.dumps(document, indent=1, sort_keys=True) if as_json else render_text(document))
 
 
@@ -358,6 +360,8 @@ def fleet(
     document = update_fleet(ctx.config, parse_now(now)).document
     rows = select_rows(document, behind, stale, failing, engine_below)
     if as_json:
+        import json
+
         click.echo(json.dumps({**document, "clients": rows}, indent=1))
     elif as_csv:
         click.echo(render_csv(rows), nl=False)
@@ -499,13 +503,19 @@ def _accept_global_options(group: click.Group) -> None:
 _accept_global_options(cli)
 
 
+def _print_traceback() -> None:
+    import traceback  # --debug only: `pum --help` and a quiet run go without it
+
+    traceback.print_exc()
+
+
 def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         cli.main(args=argv, prog_name="pum", standalone_mode=False)
     except PumError as error:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         click.echo(f"pum: {error}", err=True)
         return int(error.exit_status)
     except click.exceptions.Abort:
@@ -519,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(ExitStatus.INTERRUPTED)
     except OSError as error:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         click.echo(f"pum: {error.filename or ''}: {error.strerror or error}".replace(": : ", ": "), err=True)
         return int(ExitStatus.STORE)
     return int(ExitStatus.OK)

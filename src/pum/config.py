@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Callable
@@ -293,6 +292,8 @@ def parse_config(text: str, path: Path | None = None, shown_as: str | None = Non
             raise ConfigError(f"{where}:{number}: expected name=value, got {_shown(line)!r}")
         key, raw_value = match[1], match[2]
         if key not in KEYS:
+            import difflib
+
             guess = difflib.get_close_matches(key, KEYS, n=1, cutoff=0.6)
             hint = f" (did you mean '{guess[0]}'?)" if guess else ""
             raise ConfigError(f"{where}:{number}: unknown key '{key}'{hint}")

@@ -9,9 +9,7 @@ what clients get: the last good release, nothing yet, or the release this cycle 
 from __future__ import annotations
 
 import errno
-import shlex
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -186,11 +184,11 @@ def publish_staged(config: Config, store: Store, ctx: SyncContext, log: RunLog, 
     """The end of every build: unchanged -> None, else validate, publish, prune. The hold is read again
     right before publishing: `pum hold` does not wait for the run lock. A build that began no staging
     tree (the upper answered 304) changed nothing."""
-    from pum.trust.repository import resign_reason
-
     if not ctx.staging_begun:
         log.line("no update")
         return None
+    from pum.trust.repository import resign_reason
+
     staging = ctx.staging
     _stage_client(config, staging)
     changed = staging.changed_paths()
@@ -233,6 +231,9 @@ def validate(config: Config, staged_dir: Path, log: RunLog) -> None:
     """The operator's own test of the staged tree (e.g. `clamscan -d {dir}`) must pass before release."""
     if not config.validate_command:
         return
+    import shlex
+    import subprocess
+
     command = config.validate_command.replace("{dir}", shlex.quote(str(staged_dir)))
     log.line(f"validate: {command}")
     try:

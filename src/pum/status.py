@@ -18,7 +18,6 @@ from typing import Any
 from pum import __version__
 from pum.config import Config
 from pum.formats import FormatError
-from pum.formats.cvd import CVD_HEADER_SIZE, parse_cvd_header
 from pum.formats.manifest import parse_manifest
 from pum.net.cooldown import CoolDowns
 from pum.store import MANIFEST_PATH, Store
@@ -207,6 +206,8 @@ def without_paths(document: Any) -> Any:
 def served_versions(release: Path) -> dict[str, dict[str, Any]]:
     """Every `<db>.cvd` at the root of a release, by its 512-byte header (whatever `databases` says:
     a sub-PUM serves what its upper carries)."""
+    from pum.formats.cvd import CVD_HEADER_SIZE, parse_cvd_header  # here: every run imports this module
+
     versions: dict[str, dict[str, Any]] = {}
     try:
         names = sorted(name for name in os.listdir(release) if name.endswith(".cvd"))

@@ -223,3 +223,105 @@ _JSON = st.recursive(
 def test_parse_manifest_raises_only_format_error_on_arbitrary_json(document: dict[str, Any]) -> None:
     with contextlib.suppress(FormatError):
         parse_manifest(json.dumps(document).encode())
+
+
+def _as_json_dumps_writes_it(manifest: Manifest) -> bytes:
+    document = {
+        "generation": manifest.generation,
+        "serial": manifest.serial,
+        "created": manifest.created,
+        "source": manifest.source,
+        "files": {
+            path: {"size": record.size, "sha256": record.sha256, "mtime": record.mtime}
+            for path, record in manifest.files.items()
+        },
+    }
+    return (json.dumps(document, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+@pytest.mark.parametrize("count", [0, 1, 12_345])
+def test_manifest_written_in_pieces_is_the_json_document_byte_for_byte(count: int) -> None:
+    files = {
+        f'd{n % 7}/ファイル-{n:05d}"q".bin': FileRecord(n, f"{n:064x}", 1_700_000_000 + n)
+        for n in range(count)
+    }
+    manifest = Manifest(serial=3, created="2025-09-01T03:32:05Z", files=files, source='upper "ü"\n')
+    chunks = list(manifest.json_chunks())
+    assert b"".join(chunks) == manifest.to_json() == _as_json_dumps_writes_it(manifest)
+    assert len(chunks) > 1 or count < 10_000  # a large manifest is never one string
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        f'{{"size": 1, "sha256": "{SHA}", "mtime": 2}}',  # another order
+        f'{{"mtime": 2, "sha256": "{SHA}", "size": 1, "md5": "x"}}',  # a key a newer PUM added
+    ],
+)
+def test_manifest_record_written_otherwise_reads_the_same(record: str) -> None:
+    raw = b'{"serial": 1, "created": "2025-09-01T03:32:05Z", "files": {"a": %s}}' % record.encode()
+    assert parse_manifest(raw).files == {"a": FileRecord(size=1, sha256=SHA, mtime=2)}
+
+
+def test_manifest_object_shaped_like_a_record_where_files_belong_is_refused() -> None:
+    raw = (
+        b'{"serial": 1, "created": "2025-09-01T03:32:05Z", "files": {"mtime": 2, "sha256": "%s", "size": 1}}'
+    )
+    with pytest.raises(FormatError, match="^manifest: files must be an object"):
+        parse_manifest(raw % SHA.encode())
+
+
+def _outcome(parse: Any, raw: bytes) -> Manifest | str:
+    try:
+        return parse(raw)  # type: ignore[no-any-return]
+    except FormatError as error:
+        return f"FormatError: {error}"
+
+
+def _json_reading(raw: bytes) -> Manifest | str:
+    # the manifest read as one JSON document, the way every manifest was read before the entry-by-entry
+    # reading of PUM's own layout: the reference the fast reading must match
+    from pum.formats.manifest import _parse_json
+
+    return _outcome(_parse_json, raw)
+
+
+@given(
+    files=st.dictionaries(_PATH, _RECORD, min_size=1, max_size=6).filter(_no_file_is_a_directory),
+    edits=st.lists(
+        st.tuples(
+            st.integers(min_value=0), st.sampled_from([b"", b'"', b"\\", b"0", b"-", b" ", b"\n", b"\xff"])
+        ),
+        max_size=3,
+    ),
+)
+def test_manifest_as_pum_writes_it_reads_as_its_json_does_even_when_damaged(
+    files: dict[str, FileRecord], edits: list[tuple[int, bytes]]
+) -> None:
+    raw = bytearray(Manifest(serial=4, created="2025-09-01T03:32:05Z", files=files, source="s").to_json())
+    for at, insert in edits:
+        where = at % len(raw)
+        raw[where : where + (1 if insert == b"" else 0)] = insert
+    assert _outcome(parse_manifest, bytes(raw)) == _json_reading(bytes(raw))
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b'"test.cvd"', b'"ibm/power/PSHB06.lst"'),  # a path twice
+        (b'"test.cvd"', b'"./test.cvd"'),  # not canonical
+        (b'"test.cvd"', b'"test.cvd/x"'),  # a file that is also a directory
+        (b'"test.cvd"', b'"t\\u0065st.cvd"'),  # an escape: the same path
+        (b'"test.cvd"', b'"\\u0000"'),  # an escaped control character
+        (b'"mtime": 1624412045', b'"mtime": 01624412045'),  # no leading zero in JSON
+        (b'"size": 9952', b'"size": 99520000000000000000000'),  # larger than 19 digits
+        (b'"serial": 7', b'"serial": 7, "serial": 8'),
+        (b'"generation": 1', b'"generation": 2'),
+        (b' "files": {', b' "files": {"a": {}},\n "files": {'),
+        (b"\n}\n", b"\n}\n{}"),
+    ],
+)
+def test_manifest_as_pum_writes_it_with_one_change_reads_as_its_json_does(old: bytes, new: bytes) -> None:
+    assert old in MANIFEST_JSON
+    raw = MANIFEST_JSON.replace(old, new, 1)
+    assert _outcome(parse_manifest, raw) == _json_reading(raw)

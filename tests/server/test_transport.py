@@ -8,6 +8,7 @@ import time
 
 import pytest
 import trustme
+from conftest import modules_of_a_run
 from upstream import Upstream, header_stime, record_text
 
 from pum.errors import ExitStatus
@@ -51,11 +52,12 @@ def test_all_servers_down_is_an_upstream_error(tmp_path, pum):
     assert "127.0.0.1:9" in result.err and "127.0.0.1:19" in result.err
 
 
-def test_versions_come_from_the_dns_txt_record(make_upstream, pum_conf, pum, dnsmasq):
+def daily_answered_by_dns(make_upstream, pum_conf, dnsmasq):
+    """An upstream of daily 3 and dnsmasq saying so: pum.conf, the upstream and the record's text."""
     tree, server = make_upstream("daily-upstream", db="daily")
     tree.publish(3, record=False)
-    stime = header_stime(tree.root / "daily.cvd")
-    address, port = dnsmasq({"current.cvd.clamav.test": record_text(3, stime, "daily")})
+    record = record_text(3, header_stime(tree.root / "daily.cvd"), "daily")
+    address, port = dnsmasq({"current.cvd.clamav.test": record})
     conf = pum_conf(
         update_servers=server.address,
         databases="daily",
@@ -63,13 +65,28 @@ def test_versions_come_from_the_dns_txt_record(make_upstream, pum_conf, pum, dns
         dns_record="current.cvd.clamav.test",
         nameservers=f"{address}:{port}",
     )
+    return conf, server, record
+
+
+def test_versions_come_from_the_dns_txt_record(make_upstream, pum_conf, pum, dnsmasq):
+    conf, server, record = daily_answered_by_dns(make_upstream, pum_conf, dnsmasq)
     assert pum("--config", conf, "run").code == 0
     log = log_of(conf)
-    assert f"Version: {record_text(3, stime, 'daily')}" in log
+    assert f"Version: {record}" in log
     assert "FIELDS main=62 daily=3 bytecode=336" in log
     assert "daily old: - current: 3" in log
     assert "/dns.txt" not in server.paths()  # DNS answered: no version file, no header probe
     assert not any(r.headers.get("Range") for r in server.requests)
+
+
+def test_a_run_dns_says_nothing_new_to_imports_no_http_client(make_upstream, pum_conf, pum, dnsmasq):
+    conf, server, _record = daily_answered_by_dns(make_upstream, pum_conf, dnsmasq)
+    assert pum("--config", conf, "run").code == 0
+    asked = len(server.requests)
+    modules = modules_of_a_run("--config", conf, "run")
+    assert len(server.requests) == asked
+    assert "dns.resolver" in modules  # the question was asked
+    assert sorted(modules & {"httpx", "httpcore", "pum.net.transport", "tarfile", "concurrent.futures"}) == []
 
 
 def test_dns_down_falls_back_to_the_version_file(upstream_tree, upstream, pum_conf, pum):

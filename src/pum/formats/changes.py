@@ -13,8 +13,9 @@ Pure: bytes in, values or FormatError out. Every count and size is bounded.
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from . import FormatError
@@ -43,13 +44,30 @@ _CREATED = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z")
 def files_digest(files: Mapping[str, FileRecord]) -> str:
     """One sha256 over a manifest's file set: two releases with the same files give the same digest,
     whatever their serials, so a sub that failed over to a second upper carrying them stays in step."""
-    return hashlib.sha256(canonical_files(files)).hexdigest()
+    digest = hashlib.sha256()
+    for chunk in canonical_chunks(files):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def canonical_files(files: Mapping[str, FileRecord]) -> bytes:
     """The bytes files_digest hashes: `{"<path>":[size,"<sha256>",mtime],...}`, sorted, compact."""
-    canonical = {path: [r.size, r.sha256, r.mtime] for path, r in sorted(files.items())}
-    return json.dumps(canonical, separators=(",", ":")).encode()
+    return b"".join(canonical_chunks(files))
+
+
+def canonical_chunks(files: Mapping[str, FileRecord]) -> Iterator[bytes]:
+    """`canonical_files` in pieces of 1,000 records (the whole text is ~100 bytes a file): what
+    `json.dumps(..., separators=(",", ":"))` gives, without building it at once."""
+    yield b"{"
+    piece: list[str] = []
+    for count, path in enumerate(sorted(files)):
+        record = files[path]
+        name = encode_basestring_ascii(path)
+        piece.append(f'{"," if count else ""}{name}:[{record.size},"{record.sha256}",{record.mtime}]')
+        if len(piece) == 1000:
+            yield "".join(piece).encode()
+            piece = []
+    yield "".join(piece).encode() + b"}"
 
 
 def files_of_canonical(raw: bytes, digest: str) -> dict[str, FileRecord]:

@@ -2,7 +2,6 @@
 
 import hashlib
 import re
-import tarfile
 import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -161,6 +160,8 @@ class _GzipBody:
 
 def _info_first_lines(body: _GzipBody) -> dict[str, bytes]:
     """First line of every `*.info` member of the tar stream, read through to the end of the archive."""
+    import tarfile
+
     first_lines: dict[str, bytes] = {}
     # bufsize: tarfile otherwise reads 10 KiB at a time; a larger hand-over is faster and still bounded.
     # In stream mode tarfile only ever calls read(); typeshed asks for a whole file object.
@@ -237,6 +238,7 @@ def verify_cvd(stream: BinaryIO, db_name: str) -> CvdHeader:
             f"truncated: {len(raw_header)} bytes, shorter than the {CVD_HEADER_SIZE}-byte CVD header"
         )
     header = parse_cvd_header(raw_header)
+    import tarfile  # here: reading a header (every `pum run`, `pum status`) needs none of it
 
     body = _GzipBody(stream)
     first_lines: dict[str, bytes] = {}

@@ -2,9 +2,10 @@
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from json.encoder import encode_basestring
 from types import MappingProxyType
 from typing import Any
 
@@ -18,6 +19,9 @@ GENERATION = 1
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # One spelling of UTC, so that the same instant always gives the same bytes (and the same ETag).
 _CREATED = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z")
+# files per piece of `Manifest.json_chunks`: a 100,000-file manifest is written in ~1 MB pieces, never as
+# one string (json.dumps with an indent builds a list of every token first: ~100 MB at 100,000 files)
+_FILES_PER_CHUNK = 5000
 
 
 def _check_int(value: object, what: str) -> int:
@@ -52,7 +56,8 @@ def _check_no_file_is_a_directory(files: Mapping[str, Any]) -> None:
                 raise FormatError(f"path {parent!r} is a file and also the directory of {path!r}")
 
 
-@dataclass(frozen=True)
+# slots: a 100,000-file manifest holds 100,000 of them, and a run holds up to three manifests' worth
+@dataclass(frozen=True, slots=True)
 class FileRecord:
     """What the manifest says about one file: its size in bytes, sha256 (lowercase hex), mtime (epoch)."""
 
@@ -101,21 +106,33 @@ class Manifest:
                 raise FormatError(f"files[{path!r}] must be a FileRecord, got {type(record).__name__}")
         _check_no_file_is_a_directory(self.files)
         # A frozen manifest should not change under its holder through the dict it was built from.
-        object.__setattr__(self, "files", MappingProxyType(dict(sorted(self.files.items()))))
+        files = self.files
+        object.__setattr__(self, "files", MappingProxyType({path: files[path] for path in sorted(files)}))
 
     def to_json(self) -> bytes:
-        """The manifest as stable JSON bytes: sorted keys, indent 1, UTF-8, a trailing newline."""
-        document = {
-            "generation": self.generation,
-            "serial": self.serial,
-            "created": self.created,
-            "source": self.source,
-            "files": {
-                path: {"size": record.size, "sha256": record.sha256, "mtime": record.mtime}
-                for path, record in self.files.items()
-            },
-        }
-        return (json.dumps(document, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+        """The manifest as stable JSON bytes: sorted keys, indent 1, UTF-8, a trailing newline (the bytes
+        `json.dumps(document, sort_keys=True, indent=1, ensure_ascii=False)` gives, plus the newline)."""
+        return b"".join(self.json_chunks())
+
+    def json_chunks(self) -> Iterator[bytes]:
+        """`to_json()` in pieces of a few thousand files each, to be written one after the other."""
+        text = encode_basestring  # as json.dumps(ensure_ascii=False) writes a string
+        tail = (
+            f'}},\n "generation": {self.generation},\n "serial": {self.serial},\n'
+            f' "source": {text(self.source)}\n}}\n'
+        )
+        piece = [f'{{\n "created": {text(self.created)},\n "files": {{']
+        for count, (path, record) in enumerate(self.files.items()):
+            piece.append(",\n" if count else "\n")
+            piece.append(
+                f'  {text(path)}: {{\n   "mtime": {record.mtime},\n   "sha256": "{record.sha256}",\n'
+                f'   "size": {record.size}\n  }}'
+            )
+            if count % _FILES_PER_CHUNK == _FILES_PER_CHUNK - 1:
+                yield "".join(piece).encode("utf-8")
+                piece = []
+        piece.append(f"\n {tail}" if self.files else tail)
+        yield "".join(piece).encode("utf-8")
 
 
 def _file_record(path: str, value: object) -> FileRecord:
@@ -134,9 +151,77 @@ def _file_record(path: str, value: object) -> FileRecord:
         raise FormatError(f"manifest: files[{path!r}]: {error}") from None
 
 
-def parse_manifest(raw: bytes) -> Manifest:
-    """Parse and validate `.pum/manifest.json` (UTF-8 JSON, as `Manifest.to_json` writes it)."""
-    document = load_strict_json(raw, "manifest")
+def _record_as_written(pairs: list[tuple[str, Any]]) -> FileRecord | None:
+    """A file's object in the order `to_json` writes it, valid, as a FileRecord at once (a manifest's
+    records then never exist as dicts too); any other object is left to `_file_record`, which says what
+    is wrong with it and where."""
+    if len(pairs) != 3:
+        return None
+    (mtime_key, mtime), (sha256_key, sha256), (size_key, size) = pairs
+    if mtime_key != "mtime" or sha256_key != "sha256" or size_key != "size":
+        return None
+    try:
+        return FileRecord(size=size, sha256=sha256, mtime=mtime)
+    except FormatError:
+        return None
+
+
+# The layout `Manifest.json_chunks` writes, read without building the JSON document: the opening up to
+# the files object, then each file's entry. A manifest laid out otherwise is read as JSON (`_parse_json`).
+_OPENING = re.compile(rb'\{\n "created": "[^"\\\x00-\x1f]*",\n "files": \{\n')
+_ENTRY = re.compile(
+    rb'  ("(?:[^"\\\x00-\x1f]|\\.)*"): \{\n   "mtime": (0|[1-9][0-9]{0,18}),\n'
+    rb'   "sha256": "([0-9a-f]{64})",\n   "size": (0|[1-9][0-9]{0,18})\n  \}(,\n|\n \})'
+)
+
+
+def parse_manifest(raw: bytes, known: Mapping[str, FileRecord] | None = None) -> Manifest:
+    """Parse and validate `.pum/manifest.json` (UTF-8 JSON, as `Manifest.to_json` writes it).
+
+    A record equal to `known`'s for its path is `known`'s object: a sub-PUM holding the manifest it
+    serves and its upper's holds one set of records for the files both list.
+
+    A manifest as PUM writes it is read entry by entry, never as one JSON document (~500 bytes a file of
+    dicts and strings at once); it gives what the JSON reading gives, and anything it does not take as
+    it is (another layout, a bad value, a path twice) is read as JSON, which says what is wrong."""
+    return _parse_as_written(raw, known or {}) or _parse_json(raw)
+
+
+def _parse_as_written(raw: bytes, known: Mapping[str, FileRecord]) -> Manifest | None:
+    opening = _OPENING.match(raw)
+    if opening is None:
+        return None
+    records: dict[str, FileRecord] = {}
+    entry, end = _ENTRY.match, opening.end()
+    while (found := entry(raw, end)) is not None:
+        end, quoted = found.end(), found[1]
+        try:
+            # without a backslash, the bytes between the quotes are the path (JSON escapes nothing else)
+            path = quoted[1:-1].decode("utf-8") if b"\\" not in quoted else json.loads(quoted.decode("utf-8"))
+            record = FileRecord(size=int(found[4]), sha256=found[3].decode("ascii"), mtime=int(found[2]))
+        except (ValueError, FormatError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            return None
+        held = known.get(path)
+        if held == record:
+            record = held
+        if path in records:
+            return None
+        records[path] = record
+        if found[5] != b",\n":
+            break
+    else:
+        return None
+    try:
+        # the rest of the document read as JSON with its files object emptied, the paths checked by Manifest:
+        # the checks of a whole reading
+        rest = _parse_json(raw[: opening.end() - 2] + b"{}" + raw[end:])
+        return Manifest(rest.serial, rest.created, records, rest.generation, rest.source)
+    except FormatError:
+        return None
+
+
+def _parse_json(raw: bytes) -> Manifest:
+    document = load_strict_json(raw, "manifest", _record_as_written)
     if not isinstance(document, dict):
         raise FormatError(f"manifest: expected a JSON object, got {type(document).__name__}")
     generation = _check_int(document.get("generation", GENERATION), "manifest: generation")
@@ -154,7 +239,7 @@ def parse_manifest(raw: bytes) -> Manifest:
             _check_canonical(path)
         except FormatError as error:
             raise FormatError(f"manifest: files: {error}") from None
-        records[path] = _file_record(path, value)
+        records[path] = value if isinstance(value, FileRecord) else _file_record(path, value)
     try:
         return Manifest(
             serial=_check_int(document["serial"], "serial"),

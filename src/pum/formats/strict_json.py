@@ -3,6 +3,7 @@ object (json.loads keeps the last, so a second record for one path would pass un
 nesting. Bytes in, a value or FormatError out."""
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from . import FormatError
@@ -17,10 +18,27 @@ def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def load_strict_json(raw: bytes, what: str) -> Any:
-    """The JSON value of `raw`; FormatError messages start with `what` (e.g. "manifest")."""
+# What a reader makes of one object's pairs as they are read; None: a dict is made of them. It answers
+# only for objects with no key twice.
+ObjectHook = Callable[[list[tuple[str, Any]]], Any]
+
+
+def _made_by(objects: ObjectHook) -> Callable[[list[tuple[str, Any]]], Any]:
+    def hook(pairs: list[tuple[str, Any]]) -> Any:
+        value = objects(pairs)
+        return _object_without_duplicates(pairs) if value is None else value
+
+    return hook
+
+
+def load_strict_json(raw: bytes, what: str, objects: ObjectHook | None = None) -> Any:
+    """The JSON value of `raw`; FormatError messages start with `what` (e.g. "manifest").
+
+    `objects` may turn an object into a value of its own as it is read (a manifest's 100,000 file records
+    then never exist as dicts too); each object it answers None for becomes a dict."""
+    hook = _object_without_duplicates if objects is None else _made_by(objects)
     try:
-        return json.loads(raw.decode("utf-8"), object_pairs_hook=_object_without_duplicates)
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=hook)
     except UnicodeDecodeError as error:
         raise FormatError(f"{what} is not UTF-8: {error}") from None
     except RecursionError:

@@ -191,19 +191,21 @@ class Store:
         manifest = Manifest(
             serial=serial,
             created=utc_stamp(),
-            files=dict(sorted(staging.records.items())),
+            files=staging.records,
             generation=LAYOUT_GENERATION,
             source=staging.source,
         )
         meta = staging.dir / ".pum"
         meta.mkdir(exist_ok=True)
-        manifest_json = manifest.to_json()
-        (meta / "manifest.json").write_bytes(manifest_json)
+        manifest_size = 0
+        with open(meta / "manifest.json", "wb") as stream:  # in pieces: ~150 bytes a file
+            for chunk in manifest.json_chunks():
+                manifest_size += stream.write(chunk)
         os.chmod(meta / "manifest.json", 0o444)
         from pum.store.changelog import write_changelog
 
         changelog = write_changelog(
-            staging.dir, staging.current_dir, staging.current, manifest, len(manifest_json)
+            staging.dir, staging.current_dir, staging.current, manifest, manifest_size
         )
         # files linked from the served release were made durable when it was published
         _fsync_tree(staging.dir, [*staging.fresh, MANIFEST_PATH, *changelog])
@@ -217,13 +219,13 @@ class Store:
             shutil.rmtree(final, ignore_errors=True)
             raise
         self.published = serial
-        self._remember_manifest(serial, manifest_json)
+        self._remember_manifest(serial, final / MANIFEST_PATH)
         return serial
 
-    def _remember_manifest(self, serial: int, manifest: bytes) -> None:
+    def _remember_manifest(self, serial: int, manifest: Path) -> None:
         self.history.mkdir(parents=True, exist_ok=True)
         tmp = self.history / f".{serial}.tmp"
-        tmp.write_bytes(manifest)
+        shutil.copyfile(manifest, tmp)
         os.replace(tmp, self.history / f"{serial}.json")
         kept = sorted(int(p.stem) for p in self.history.glob("*.json") if p.stem.isdigit())
         for old in kept[:-MANIFEST_HISTORY]:
@@ -309,7 +311,7 @@ class Store:
         current = self.current_dir()
         if current is not None and current.name.isdigit():
             # the release left behind stays a served one (history/), never collected as unserved
-            self._remember_manifest(int(current.name), (current / MANIFEST_PATH).read_bytes())
+            self._remember_manifest(int(current.name), current / MANIFEST_PATH)
         with CRITICAL.entered():
             self.switch_to(previous)
             self.hold(f"rolled back to release {previous}")
@@ -402,9 +404,12 @@ class Staging:
         mtime: float | None = None,
         sha256: str | None = None,
         keep_source: bool = False,
+        known: FileRecord | None = None,
     ) -> None:
         """Move (or, with keep_source, hard-link) a verified file into the release; it becomes read-only,
-        as releases are immutable. Downloads are linked so that a killed run never fetches them again."""
+        as releases are immutable. Downloads are linked so that a killed run never fetches them again.
+        `known`: the record the caller holds for the file (a sub's upper manifest), kept as the staged one
+        when the file matches it (one object for both, at 100,000 files)."""
         target = self._target(relpath)
         if target.exists() or target.is_symlink():
             target.unlink()
@@ -417,9 +422,8 @@ class Staging:
         os.chmod(target, 0o444)
         self.fresh.append(relpath)
         stat = target.stat()
-        self.records[relpath] = FileRecord(
-            size=stat.st_size, sha256=sha256 or sha256_file(target), mtime=int(stat.st_mtime)
-        )
+        record = FileRecord(size=stat.st_size, sha256=sha256 or sha256_file(target), mtime=int(stat.st_mtime))
+        self.records[relpath] = known if known == record else record
 
     def write_bytes(self, relpath: str, data: bytes, *, mtime: float | None = None) -> None:
         tmp = self.dir.parent / ".write.tmp"

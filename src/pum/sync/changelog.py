@@ -21,7 +21,7 @@ from pum.formats import FormatError
 from pum.formats.changes import (
     CHANGES_LIMIT,
     Changes,
-    canonical_files,
+    canonical_chunks,
     changes_path,
     files_digest,
     files_of_canonical,
@@ -174,5 +174,6 @@ def _keep_files(ctx: SyncContext, copied: Manifest) -> None:
     path = ctx.store.state / UPPER_FILES
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(canonical_files(copied.files))
+    with tmp.open("wb") as out:
+        out.writelines(canonical_chunks(copied.files))
     os.replace(tmp, path)

@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pum.errors import VerifyError
 from pum.formats import FormatError
-from pum.formats.cvd import CvdHeader, verify_cvd
 from pum.net.answers import Downloaded
 from pum.store import sha256_file
-from pum.sync.vdfcheck import check_vdf, name_problem, newer_served_version, pinned_roots
 
 if TYPE_CHECKING:
+    from pum.formats.cvd import CvdHeader
     from pum.net.transport import Transport
     from pum.sync import SyncContext
 
@@ -44,10 +43,10 @@ def collect_stale_parts(ctx: SyncContext) -> None:
     """At the start of a run: partial downloads a killed or failed run left more than a day ago are
     dropped (what upstream offers under their names has likely changed; on a full disk they would fail
     every later run). Younger ones are resumed."""
+    if not ctx.store.downloads.is_dir():
+        return  # cleared after every good run: a run answered by DNS or a 304 imports no HTTP client here
     from pum.net.transport import STALE_PART_SECONDS
 
-    if not ctx.store.downloads.is_dir():
-        return
     now = time.time()
     for part in ctx.store.downloads.rglob("*.part"):
         stat = part.lstat()
@@ -95,6 +94,8 @@ def verified(held: Held, check: Callable[[bytes], T]) -> T:
 
 def verified_cvd(held: Held, db: str) -> CvdHeader:
     """The whole CVD check in one streaming pass (header, MD5, signature, the .info inside)."""
+    from pum.formats.cvd import verify_cvd  # here: a run that fetches nothing never imports it
+
     try:
         with open(held.path, "rb") as stream:
             return verify_cvd(stream, db)
@@ -104,11 +105,15 @@ def verified_cvd(held: Held, db: str) -> CvdHeader:
 
 
 def roots_of(ctx: SyncContext) -> tuple[Any, ...]:
+    from pum.sync.vdfcheck import pinned_roots
+
     return pinned_roots(ctx.config.trust_test_root)
 
 
 def refuse_vdf_names(where: str, relpaths: Iterable[str]) -> None:
     """Before anything is fetched: a file set holding a VDF name no release may hold is refused whole."""
+    from pum.sync.vdfcheck import name_problem
+
     for relpath in relpaths:
         problem = name_problem(relpath)
         if problem:
@@ -133,6 +138,8 @@ def accepted(ctx: SyncContext, held: Held, relpath: str) -> CvdHeader | None:
 
 def accepted_file(ctx: SyncContext, path: Path, relpath: str) -> CvdHeader | None:
     """`accepted` for a file at hand; raises FormatError."""
+    from pum.sync.vdfcheck import check_vdf, newer_served_version
+
     header = check_vdf(path, relpath, ctx.staging.dir, roots_of(ctx))
     served = newer_served_version(relpath, header, ctx.staging.current_dir)
     if served is None:

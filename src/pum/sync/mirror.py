@@ -14,9 +14,10 @@ import datetime as dt
 import re
 import shutil
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from pum.clock import utc_stamp
 from pum.errors import PumError, UpstreamError, VerifyError
@@ -38,7 +39,6 @@ from pum.sync.fetch import (
     refuse_vdf_names,
     signs_last,
 )
-from pum.sync.parallel import fetch_in_parallel
 
 if TYPE_CHECKING:
     from pum.net.transport import Transport
@@ -96,7 +96,7 @@ class MirrorSource:
             answer = fetch_by_changes(ctx, transport, validators, query)
             validators = None if answer is None else validators
         if answer is None:
-            answer = fetch_manifest(transport, validators, query)
+            answer = fetch_manifest(transport, validators, query, lambda: _served_files(ctx))
         if isinstance(answer, UpperManifest):
             self.copied = copy_by_manifest(ctx, transport, answer.answer, answer.manifest)
         elif isinstance(answer, NotModified) and validators and state is not None:
@@ -161,10 +161,22 @@ def fleet_query(serving: int) -> str:
     return f"?serial={serving}&name={name or 'pum'}"
 
 
+def _served_files(ctx: SyncContext) -> Mapping[str, FileRecord]:
+    """The records of the release we serve, read when the staging tree begins (a copy begins it anyway)."""
+    current = ctx.staging.current
+    return current.files if current is not None else {}
+
+
 def fetch_manifest(
-    transport: Transport, validators: Validators | None, query: str = ""
+    transport: Transport,
+    validators: Validators | None,
+    query: str = "",
+    served: Callable[[], Mapping[str, FileRecord]] | None = None,
 ) -> UpperManifest | NotModified | Missing:
     """The upper's manifest on 200, else the 304 or 404 answer.
+
+    On a 200, `served()` gives the records we serve: the upper's equal ones are the same objects (at
+    100,000 files, one set of records instead of two).
 
     Validators go with the request only when they describe what we serve; a 304 from another server than
     the one that gave them proves nothing, so that answer is asked again without them."""
@@ -177,13 +189,15 @@ def fetch_manifest(
             headers["If-Modified-Since"] = http_date(validators.last_modified)
     answer = transport.get_bytes(MANIFEST_PATH + query, limit=MANIFEST_LIMIT, headers=headers)
     if isinstance(answer, NotModified) and validators and str(answer.server) != validators.server:
-        return fetch_manifest(transport, None, query)
+        return fetch_manifest(transport, None, query, served)
     if not isinstance(answer, Body):
         return answer
     try:
-        return UpperManifest(answer, parse_manifest(answer.data))
+        manifest = parse_manifest(answer.data, served() if served is not None else None)
     except FormatError as error:
         raise VerifyError(f"{answer.url}: not a PUM release manifest: {error}") from None
+    # the body is ~150 bytes a file, and the copy needs only the records parsed from it
+    return UpperManifest(replace(answer, data=b""), manifest)
 
 
 def keep_current(ctx: SyncContext, state: MirrorState, validators: Validators, answer: NotModified) -> None:
@@ -246,8 +260,8 @@ def copy_release(ctx: SyncContext, transport: Transport, fetched: Body, manifest
         ctx, transport, fetched.url, files, manifest.files, lambda: _recheck(transport, manifest)
     )
     staging.source = copied.text()
-    held = dict(staging.current.files) if staging.current is not None else {}
-    by_content = {(record.sha256, record.size): path for path, record in held.items()}
+    held = staging.current.files if staging.current is not None else {}
+    held_by_content = _ByContent(held)
     received, count, carried = ctx.bytes_received, 0, []
     # `.sign` files after everything else: each is checked over the staged file it signs
     ordered = signs_last(files)
@@ -261,19 +275,66 @@ def copy_release(ctx: SyncContext, transport: Transport, fetched: Body, manifest
             if held.get(relpath) == record:
                 staging.link_from_current(relpath)
                 carried.append(relpath)
-            elif (record.sha256, record.size) in by_content:
-                _reuse_held(ctx, relpath, by_content[(record.sha256, record.size)], record)
+            elif (same := held_by_content.path_of(record)) is not None:
+                _reuse_held(ctx, relpath, same, record)
                 carried.append(relpath)
             else:
                 wanted.append(relpath)
-        jobs = [partial(_download, ctx, fetched, manifest, relpath, files[relpath]) for relpath in wanted]
+        from pum.sync.parallel import fetch_in_parallel  # threads: not imported by a 304 run
+
+        jobs = _Downloads(partial(_download, ctx, fetched, manifest), wanted, files)
         for relpath, got in zip(wanted, fetch_in_parallel(ctx, transport, jobs), strict=True):
             accepted(ctx, got, relpath)
-            staging.put(relpath, got.path, mtime=files[relpath].mtime, sha256=got.sha256, keep_source=True)
+            record = files[relpath]
+            staging.put(
+                relpath, got.path, mtime=record.mtime, sha256=got.sha256, keep_source=True, known=record
+            )
             log.line(f"download {relpath} ({got.size} bytes)")
             count += 1
     recheck_carried_signs(ctx, carried, lambda relpath: transport.url_for(fetched.server, url_path(relpath)))
     log.line(f"files checked {len(files)}, fetched {count}, bytes {ctx.bytes_received - received}")
+
+
+class _ByContent:
+    """The path of a file we hold with a record's sha256 and size (another name, or moved), indexed on
+    first use: a first copy, or one where every file keeps its name, never builds the index."""
+
+    def __init__(self, held: Mapping[str, FileRecord]) -> None:
+        self._held = held
+        self._index: dict[tuple[str, int], str] | None = None
+
+    def path_of(self, record: FileRecord) -> str | None:
+        if not self._held:
+            return None
+        if self._index is None:
+            self._index = {(held.sha256, held.size): path for path, held in self._held.items()}
+        return self._index.get((record.sha256, record.size))
+
+
+class _Downloads(Sequence[Callable[["Transport"], Held]]):
+    """The download job of each path, made when fetch_in_parallel comes to it (a list of 100,000 jobs
+    held ~16 MB for the whole copy)."""
+
+    def __init__(
+        self,
+        download: Callable[[str, FileRecord, Transport], Held],
+        wanted: list[str],
+        files: Mapping[str, FileRecord],
+    ) -> None:
+        self._download, self._wanted, self._files = download, wanted, files
+
+    def __len__(self) -> int:
+        return len(self._wanted)
+
+    @overload
+    def __getitem__(self, index: int) -> Callable[[Transport], Held]: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Callable[[Transport], Held]]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        relpath = self._wanted[index]
+        return partial(self._download, relpath, self._files[relpath])
 
 
 def _reuse_held(ctx: SyncContext, relpath: str, held_path: str, record: FileRecord) -> None:
@@ -288,12 +349,12 @@ def _reuse_held(ctx: SyncContext, relpath: str, held_path: str, record: FileReco
         except FormatError as error:
             raise VerifyError(f"our {held_path} as the upper's {relpath}: refused: {error}") from None
     if staging.current.files[held_path].mtime == record.mtime:
-        staging.put(relpath, source, mtime=record.mtime, sha256=record.sha256, keep_source=True)
+        staging.put(relpath, source, mtime=record.mtime, sha256=record.sha256, keep_source=True, known=record)
         return
     copy = ctx.store.downloads / ".copies" / relpath
     copy.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, copy)
-    staging.put(relpath, copy, mtime=record.mtime, sha256=record.sha256)
+    staging.put(relpath, copy, mtime=record.mtime, sha256=record.sha256, known=record)
     ctx.log.line(f"copy {relpath} from our {held_path} (same content, the upper's mtime)")
 
 

@@ -18,7 +18,6 @@ from pum.formats.version_record import VersionRecord, parse_version_record
 from pum.net.answers import Missing, NotModified
 from pum.sync import SyncContext
 from pum.sync.fetch import Held, accepted, discard, download_kept, verified, verified_cvd
-from pum.sync.parallel import fetch_in_parallel
 
 if TYPE_CHECKING:
     from pum.net.transport import Transport
@@ -203,6 +202,8 @@ def fetch_cdiffs(ctx: SyncContext, transport: Transport, db: str, old: int | Non
     or data_dir reset) fetches history too, at most `initial_cdiffs` and only what `retention_period`
     keeps, so that clients already behind get patches instead of the whole CVD. The walk stops at the
     first patch upstream lacks: freshclam walks patches one by one, so none below a gap is ever used."""
+    from pum.sync.parallel import fetch_in_parallel  # threads: a run with nothing new never imports them
+
     config, staging = ctx.config, ctx.staging
     limit = config.max_cdiffs if old is not None else config.initial_cdiffs
     lowest = max((old or 0) + 1, current - limit + 1, 1)

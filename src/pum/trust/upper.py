@@ -13,10 +13,8 @@ from typing import TYPE_CHECKING
 
 from pum.errors import ConfigError, VerifyError
 from pum.formats.manifest import FileRecord
-from pum.formats.tuf_metadata import parse_metadata
 from pum.net.answers import Body, NotModified
 from pum.trust import TUF_DIR
-from pum.trust.keys import root_versions
 
 if TYPE_CHECKING:
     from tuf.ngclient import Updater
@@ -159,6 +157,9 @@ def _stage_metadata(ctx: SyncContext, upper_files: Mapping[str, FileRecord]) -> 
     """The metadata ngclient verified and kept in `state/tuf-upper/`, byte for byte, under the names the
     upper serves it at; with the upper's mtimes, so that copying the same upper release builds the same
     tree."""
+    from pum.formats.tuf_metadata import parse_metadata  # here: every mirror run imports this module
+    from pum.trust.keys import root_versions
+
     staging = ctx.staging
     for relpath in [path for path in staging.records if path.startswith(TUF_DIR + "/")]:
         staging.remove(relpath)
