@@ -100,6 +100,15 @@ class Server:
                         pss += int(line.split()[1]) * 1024
         return rss, pss, len(pids)
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the server's processes have used so far."""
+        ticks = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime (proc(5), after the name)
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
             self.process.send_signal(sig)
