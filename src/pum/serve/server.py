@@ -808,9 +808,14 @@ class Acceptor:
                     return
                 continue  # ECONNABORTED and the like: that client is gone
             # the C socket: socket.socket's Python wrapper and its enum look-ups cost as much as the send
-            self._serve(_socket.socket(family, kind, proto, fd), address[0] if address else "-")
+            if not self._serve(_socket.socket(family, kind, proto, fd), address[0] if address else "-"):
+                # It stays (keep-alive): the next ones are left to whichever worker wakes first, so
+                # workers sharing the socket share long connections too.
+                return
 
-    def _serve(self, conn: _socket.socket, remote: str) -> None:
+    def _serve(self, conn: _socket.socket, remote: str) -> bool:
+        """Answer a new connection and close it when it asks one request with `Connection: close`
+        (True, also when it is gone already); else hand it to an `HttpConnection` (False)."""
         site = self.site
         try:
             data = conn.recv(RECEIVE_SIZE, socket.MSG_DONTWAIT)
@@ -820,7 +825,7 @@ class Acceptor:
             data = b""
         if data == b"":  # gone already
             conn.close()
-            return
+            return True
         if data is None:
             data = b""
         elif data[-4:] == b"\r\n\r\n" and not site.stopping:
@@ -840,15 +845,16 @@ class Acceptor:
                     if sent == len(out):
                         site.record_asked(remote, asked)
                         conn.close()
-                        return
+                        return True
                     # A full socket buffer for a 600-byte answer: let a transport take the time.
                     if sent < 0:
                         conn.close()
-                        return
+                        return True
                     site.record_asked(remote, asked)
                     self._adopt(conn, b"", out[sent:])
-                    return
+                    return True
         self._adopt(conn, data, b"")
+        return False
 
     def _adopt(self, accepted: _socket.socket, received: bytes, unsent: bytes) -> None:
         site = self.site
