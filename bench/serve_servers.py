@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -54,7 +55,15 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], name: str) -> No
 class Server:
     """A started server: `url`, `pids()` of every process of it, `stop()`."""
 
-    def __init__(self, name: str, workdir: Path, args: list[str], port: int, cpus: str | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        workdir: Path,
+        args: list[str],
+        port: int,
+        cpus: str | None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -62,7 +71,7 @@ class Server:
         if cpus is not None and shutil.which("taskset"):
             args = ["taskset", "-c", cpus, *args]
         self._output = open(workdir / "server.out", "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(args, stdout=self._output, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(args, stdout=self._output, stderr=subprocess.STDOUT, env=env)
         _wait_for_port(port, self.process, name)
 
     def pids(self) -> list[int]:
@@ -91,6 +100,15 @@ class Server:
                         pss += int(line.split()[1]) * 1024
         return rss, pss, len(pids)
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the server's processes have used so far."""
+        ticks = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime (proc(5), after the name)
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
             self.process.send_signal(sig)
@@ -102,7 +120,9 @@ class Server:
         self._output.close()
 
 
-def start_pum(docroot: Path, workdir: Path, workers: int, cpus: str | None, loop: str = "") -> Server:
+def start_pum(
+    docroot: Path, workdir: Path, workers: int, cpus: str | None, loop: str = "", source: str = ""
+) -> Server:
     port = free_port()
     config = {
         "docroot": str(docroot),
@@ -112,7 +132,26 @@ def start_pum(docroot: Path, workdir: Path, workers: int, cpus: str | None, loop
         "access_log": str(workdir / "access.log"),
     }
     name = "pum asyncio" if loop else "pum serve"
-    return Server(name, workdir, [sys.executable, "-c", _LAUNCH, json.dumps(config), loop], port, cpus)
+    env = None
+    if source:
+        # another checkout's `src` first on the path: that version of `pum serve`, in the same run
+        name = f"pum@{source}"
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")])),
+        }
+    args = [sys.executable, "-c", _LAUNCH, json.dumps(config), loop]
+    return Server(name, workdir, args, port, cpus, env)
+
+
+def start_pum_from(source: str) -> Callable[[Path, Path, int, str | None], Server]:
+    """`pum serve` from the `src` directory of another checkout (`--servers "pum,pum@/tmp/old/src"`):
+    before and after a change, measured side by side."""
+
+    def start(docroot: Path, workdir: Path, workers: int, cpus: str | None) -> Server:
+        return start_pum(docroot, workdir, workers, cpus, source=source)
+
+    return start
 
 
 def start_pum_asyncio(docroot: Path, workdir: Path, workers: int, cpus: str | None) -> Server:

@@ -19,37 +19,7 @@ from pum.serve.server import (
 )
 from pum.status import collect_status
 
-
-class Transport:
-    def __init__(self, peer: str = "127.0.0.1") -> None:
-        self.written = b""
-        self.closed = self.aborted = False
-        self.buffered = 0
-        self.peer = peer
-
-    def write(self, data: bytes) -> None:
-        self.written += data
-
-    def get_extra_info(self, name: str, default=None):
-        return (self.peer, 40000) if name == "peername" else default
-
-    def get_write_buffer_size(self) -> int:
-        return self.buffered
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.aborted = True
-
-    def is_closing(self) -> bool:
-        return self.closed or self.aborted
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
+from .inprocess import Transport
 
 
 @pytest.fixture

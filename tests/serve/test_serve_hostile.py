@@ -11,7 +11,6 @@ import os
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,8 +18,9 @@ import pytest
 
 from pum.serve.accesslog import AccessLog
 from pum.serve.metrics import Board
-from pum.serve.server import Site, serve_socket
+from pum.serve.server import Site
 
+from .inprocess import serving
 from .rawhttp import exchange, get, parse_responses
 from .releases import TESTDATA
 
@@ -117,35 +117,6 @@ def test_running_out_of_descriptors_is_said_once_a_minute(tree, tmp_path, capsys
 
 
 # -- a server in this process, with short timeouts, to see clients dropped --------------------------------
-
-
-@contextlib.contextmanager
-def serving(tree, tmp_path: Path, context: ssl.SSLContext | None = None, **timeouts: float) -> Iterator[Site]:
-    """`serve_socket` on a loopback port in a thread, its Site's timeouts set to `timeouts`."""
-    tree.serve(6, extra={"big.cvd": os.urandom(16 * 1024 * 1024)})
-    site = Site(Path(tree.docroot), AccessLog(tmp_path / "access.log"), Board(1), 0, dict)
-    for name, value in timeouts.items():
-        setattr(site, name, value)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    sock.setblocking(False)
-    site.port = sock.getsockname()[1]  # type: ignore[attr-defined]
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    ready = threading.Event()
-    thread = threading.Thread(
-        target=loop.run_until_complete, args=(serve_socket(sock, site, context, stop, ready.set),)
-    )
-    thread.start()
-    try:
-        assert ready.wait(10)
-        yield site
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(30)
-        loop.close()
-        sock.close()
 
 
 def _wait_until(condition, rounds: int = 200) -> bool:

@@ -54,11 +54,14 @@ def combined_line(
     remote: str, when: str, request_line: str, status: int, body_bytes: int, referer: str, agent: str
 ) -> str:
     """One line of `%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"`."""
+    return f"{remote} - - {when} {logged_request(request_line, status, body_bytes, referer, agent)}"
+
+
+def logged_request(request_line: str, status: int, body_bytes: int, referer: str, agent: str) -> str:
+    """What a combined line says after the time: the same for every answer to the same request, so
+    the server escapes it once and keeps it."""
     size = str(body_bytes) if body_bytes else "-"
-    return (
-        f'{remote} - - {when} "{escape(request_line)}" {status} {size} '
-        f'"{escape(referer) or "-"}" "{escape(agent) or "-"}"\n'
-    )
+    return f'"{escape(request_line)}" {status} {size} "{escape(referer) or "-"}" "{escape(agent) or "-"}"\n'
 
 
 class AccessLog:

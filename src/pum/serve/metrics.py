@@ -26,6 +26,8 @@ STATUS_INDEX = {status: index for index, status in enumerate(STATUSES)}
 OTHER = len(STATUSES)
 BYTES = OTHER + 1
 ROW = BYTES + 1
+# cells from one worker's row to the next: 128 bytes, so two workers never write the same cache line
+STRIDE = -(-ROW // 16) * 16
 
 __all__ = ["CONTENT_TYPE_LATEST", "Board", "render_metrics"]
 
@@ -35,12 +37,12 @@ class Board:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._map = mmap.mmap(-1, 8 * ROW * workers)
+        self._map = mmap.mmap(-1, 8 * STRIDE * workers)
         self._cells = memoryview(self._map).cast("Q")
 
     def row(self, worker: int) -> memoryview:
         """The counters one worker writes: index by `STATUS_INDEX` (or OTHER), bytes at BYTES."""
-        return self._cells[worker * ROW : (worker + 1) * ROW]
+        return self._cells[worker * STRIDE : worker * STRIDE + ROW]
 
     def totals(self) -> tuple[dict[int | str, int], int]:
         by_status: dict[int | str, int] = {}

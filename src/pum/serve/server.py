@@ -1,14 +1,21 @@
 """The asyncio loop of one `pum serve` worker: connections, the current release, files, logs, counters.
 
-The rules live in `pum.serve.http`; this module does the I/O. The docroot symlink is read on every
-request, so a newly published release is served at once; a file is opened when its request arrives, so a
-download in flight finishes from the release it started in, even if that release is switched or pruned.
+The rules live in `pum.serve.http`; this module does the I/O. Every request stats its file through the
+docroot symlink, so a newly published release is served at once; a file is opened when its request
+arrives, so a download in flight finishes from the release it started in, even if that release is
+switched or pruned.
 Small files (and the first bytes of large ones, which freshclam's version check reads) are kept in
 memory, validated by inode, size and mtime on each request; large bodies go out with sendfile(2).
+
+A fleet sends the same few request heads again and again (freshclam's `Range: bytes=0-511`, a cdiff,
+an If-Modified-Since), so a head is parsed once and kept by its bytes (`Asked`), with the whole answer
+last built for it while its file and the Date value hold: answering it again is a dictionary look-up,
+one stat(2), one send(2) and a log line.
 """
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import contextlib
 import errno
@@ -27,7 +34,7 @@ from resource import RLIM_INFINITY, RLIMIT_NOFILE, getrlimit
 from typing import Any
 
 from pum.errors import PumError
-from pum.serve.accesslog import AccessLog, combined_line
+from pum.serve.accesslog import AccessLog, logged_request
 from pum.serve.http import (
     MAX_HEAD,
     BadRequest,
@@ -53,6 +60,9 @@ SMALL_FILE = 64 * 1024  # files up to this size are answered from memory
 PREFIX = 4096  # of larger files, this much is kept: freshclam's version check reads bytes 0-511
 CACHE_BUDGET = 32 * 1024 * 1024  # bytes of small files kept per worker
 CACHE_ENTRIES = 4096
+ASKED_HEADS = 512  # request heads kept parsed, with their last answer
+ASKED_HEAD_SIZE = 2048  # a longer head is parsed each time it comes
+ASKED_ANSWER_SIZE = 8192  # a longer answer is built each time
 KEEPALIVE_TIMEOUT = 60.0  # idle keep-alive connection
 HEADER_TIMEOUT = 30.0  # from the first byte of a request head to its end, however it drips in
 SEND_TIMEOUT = 60.0  # a client that takes nothing of its answer for this long is dropped
@@ -76,7 +86,8 @@ STATUS_REDIRECT = "Location: /.pum/status\r\nContent-Length: 0\r\n"  # `/` leads
 class Entry:
     """A verified regular file of a release: identity, the rules' view of it, its first bytes.
 
-    `cached` is the whole file when it is small, else its first `PREFIX` bytes.
+    `cached` is the whole file when it is small, else its first `PREFIX` bytes; `path` leads to it
+    through the docroot (the current release: compared with `ident` when opened).
     """
 
     ident: tuple[int, int, int, int]
@@ -96,6 +107,24 @@ class Prepared:
     close_end: bytes
     offset: int
     length: int
+
+
+@dataclass(slots=True)
+class Asked:
+    """A request head, parsed once and kept by its bytes (blank line included), with the release path
+    its target names and the answer last built for it: while `entry` is still the file and `date` the
+    Date value (a second), `answer` (head and body, or None when the body is not in memory) is sent
+    again as it is, and `logged` is its access-log text after the time."""
+
+    request: Request
+    path: str | None
+    entry: Entry | None = None
+    date: bytes = b""
+    answer: bytes | None = None
+    status: int = 0
+    head_size: int = 0
+    body_size: int = 0
+    logged: str = ""
 
 
 def prepare(headers: dict[str, str], res: Resource) -> Prepared:
@@ -158,6 +187,7 @@ class Site:
         self.status_provider = status_provider
         self.roots: dict[str, str] = {}
         self.entries: dict[str, Entry] = {}
+        self.heads: dict[bytes, Asked] = {}
         self.cached_bytes = 0
         # insertion-ordered: the oldest idle connection is the first idle one found
         self.connections: dict[HttpConnection, None] = {}
@@ -195,27 +225,31 @@ class Site:
         return root
 
     def lookup(self, path: str) -> Entry | None:
-        """The regular file `path` names in the current release, or None (answered 404)."""
+        """The regular file `path` names in the current release, or None (answered 404).
+
+        One stat(2) through the docroot symlink: the kept entry stands while its inode, size and mtime
+        do (a release file is a hard link never changed in place, so the same inode in the next release
+        is the same bytes); the real path is checked when a file is first seen."""
         if not path:
+            return None
+        try:
+            st = os.stat(f"{self.docroot}/{path}")
+        except OSError:
+            return None
+        entry = self.entries.get(path)
+        if entry is not None and entry.ident == (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns):
+            return entry
+        if not stat.S_ISREG(st.st_mode):
             return None
         root = self.release_root()
         if root is None:
             return None
-        full = f"{root}/{path}"
-        try:
-            st = os.stat(full)
-        except OSError:
-            return None
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        entry = self.entries.get(full)
-        if entry is not None and entry.ident == _ident(st):
-            return entry
-        return self._admit(root, path, full, st)
+        return self._admit(root, path, st)
 
-    def _admit(self, root: str, path: str, full: str, st: os.stat_result) -> Entry | None:
+    def _admit(self, root: str, path: str, st: os.stat_result) -> Entry | None:
         # Only a file whose real path stays inside the release and isn't hidden there is served:
         # a symlink in the tree must not lead out of it or onto a dot-file.
+        full = f"{root}/{path}"
         real = os.path.realpath(full)
         if not real.startswith(root + "/"):
             return None
@@ -231,11 +265,12 @@ class Site:
             return None
         if _ident(fst) != _ident(st) or len(cached) != wanted:
             return None  # changed while we looked: a release is never changed in place
-        entry = Entry(_ident(st), full, resource(st.st_size, st.st_mtime, path), cached)
+        entry = Entry(_ident(st), f"{self.docroot}/{path}", resource(st.st_size, st.st_mtime, path), cached)
         if len(self.entries) >= CACHE_ENTRIES or self.cached_bytes + wanted > CACHE_BUDGET:
             self.entries.clear()
+            self.heads.clear()  # their answers hold entries too
             self.cached_bytes = 0
-        self.entries[full] = entry
+        self.entries[path] = entry
         self.cached_bytes += wanted
         return entry
 
@@ -254,24 +289,54 @@ class Site:
                 entry.replies[kind] = reply
         return reply
 
-    def closing_answer(self, request: Request) -> tuple[bytes, int, int] | None:
-        """The whole answer, ending with `Connection: close`, to a GET or HEAD of a file whose answer is
-        in memory: (bytes, status, body length). None for anything else (errors, pages, bodies read
-        from disk), which a connection answers in full."""
-        method = request.method
-        if method != "GET" and method != "HEAD":
-            return None
-        path = request_path(request.target, VISIBLE)
-        entry = self.lookup(path) if path else None
-        if entry is None:
-            return None
+    def ask(self, head: bytes) -> Asked:
+        """The parsed request `head` (ending with its blank line), from the kept ones when it came
+        before; raises BadRequest."""
+        asked = self.heads.get(head)
+        if asked is not None:
+            return asked
+        request = parse_request_head(head[:-4])
+        asked = Asked(request, request_path(request.target, VISIBLE))
+        if len(head) <= ASKED_HEAD_SIZE and not request.body_length:
+            if len(self.heads) >= ASKED_HEADS:
+                self.heads.clear()
+            self.heads[head] = asked
+        return asked
+
+    def answer_from_memory(self, asked: Asked, entry: Entry) -> bytes | None:
+        """The whole answer to a GET or HEAD of `entry` when its body is in memory, else None.
+        The connection is kept alive or closed as the request asks."""
+        if asked.entry is entry and asked.date is self.date_bytes:
+            return asked.answer
+        request = asked.request
         reply = self.reply(entry, request.headers)
-        length = reply.length if method == "GET" else 0
+        length = reply.length if request.method == "GET" else 0
         end = reply.offset + length
-        if end > len(entry.cached):
+        answer = None
+        if end <= len(entry.cached):
+            end_of_head = reply.keep_alive_end if request.keep_alive else reply.close_end
+            head = reply.start + self.date_bytes + end_of_head
+            answer = head + entry.cached[reply.offset : end] if length else head
+            headers = request.headers
+            asked.status, asked.head_size, asked.body_size = reply.status, len(head), length
+            asked.logged = logged_request(
+                request.line, reply.status, length, headers.get("referer", ""), headers.get("user-agent", "")
+            )
+            if len(answer) > ASKED_ANSWER_SIZE:
+                asked.entry = None  # too large to keep: built again each time
+                return answer
+        asked.entry, asked.date, asked.answer = entry, self.date_bytes, answer
+        return answer
+
+    def closing_answer(self, asked: Asked) -> bytes | None:
+        """The whole answer to a GET or HEAD asking `Connection: close` of a file whose answer is in
+        memory; None for anything else (errors, pages, bodies read from disk), which a connection
+        answers in full."""
+        method = asked.request.method
+        if (method != "GET" and method != "HEAD") or not asked.path:
             return None
-        head = reply.start + self.date_bytes + reply.close_end
-        return (head + entry.cached[reply.offset : end] if length else head), reply.status, length
+        entry = self.lookup(asked.path)
+        return None if entry is None else self.answer_from_memory(asked, entry)
 
     # -- pages made by the server -------------------------------------------------------------------
 
@@ -291,19 +356,23 @@ class Site:
     def record(
         self, remote: str, request: Request | None, line: str, status: int, head: int, body: int
     ) -> None:
-        counters = self.counters
-        counters[STATUS_INDEX.get(status, OTHER)] += 1
-        counters[BYTES] += head + body
         if request is not None:
             headers = request.headers
             referer = headers.get("referer", "")
             agent = headers.get("user-agent", "")
         else:
             referer = agent = ""
-        first = self.log.write(
-            combined_line(remote, self.log.stamp(time.time()), line, status, body, referer, agent)
-        )
-        if first and self.flush_soon is not None:
+        self.count_and_log(remote, status, head + body, logged_request(line, status, body, referer, agent))
+
+    def record_asked(self, remote: str, asked: Asked) -> None:
+        """Record the answer `answer_from_memory` last gave to `asked`."""
+        self.count_and_log(remote, asked.status, asked.head_size + asked.body_size, asked.logged)
+
+    def count_and_log(self, remote: str, status: int, sent: int, logged: str) -> None:
+        counters = self.counters
+        counters[STATUS_INDEX.get(status, OTHER)] += 1
+        counters[BYTES] += sent
+        if self.log.write(f"{remote} - - {self.log.stamp(time.time())} {logged}") and self.flush_soon:
             # One write(2) for every request answered in this turn of the loop: cheap under load,
             # and the line is on disk at once when the server is quiet.
             self.flush_soon(self.log.flush)
@@ -402,7 +471,16 @@ class HttpConnection(asyncio.Protocol):
             self.sender.cancel()
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = self.site.now
+        site = self.site
+        self.last_active = site.now
+        if not self.buffer and not self.busy and not self.write_paused and not self.discard:
+            asked = site.heads.get(data)
+            if asked is not None and not self.closed:
+                # exactly one whole request head, as a keep-alive client sends it: parsed before
+                self.head_started = site.now
+                self.answered += 1
+                self._answer(asked)
+                return
         if self.discard:
             if len(data) <= self.discard:
                 self.discard -= len(data)
@@ -467,14 +545,15 @@ class HttpConnection(asyncio.Protocol):
             if end > MAX_HEAD:
                 self._refuse(431, "-")
                 return
-            head = buffer[:end]
+            head = buffer[: end + 4]
             self.buffer = buffer[end + 4 :]
             self.head_started = self.site.now
             try:
-                request = parse_request_head(head)
+                asked = self.site.ask(head)
             except BadRequest as refusal:
                 self._refuse(refusal.status, head.split(b"\r\n", 1)[0].decode("latin-1"))
                 return
+            request = asked.request
             if request.body_length:
                 if len(self.buffer) >= request.body_length:
                     self.buffer = self.buffer[request.body_length :]
@@ -482,16 +561,17 @@ class HttpConnection(asyncio.Protocol):
                     self.discard = request.body_length - len(self.buffer)
                     self.buffer = b""
             self.answered += 1
-            self._answer(request)
+            self._answer(asked)
 
-    def _answer(self, request: Request, again: bool = False) -> None:
+    def _answer(self, asked: Asked, again: bool = False) -> None:
         site = self.site
+        request = asked.request
         keep_alive = request.keep_alive and not site.stopping
         method = request.method
         if method != "GET" and method != "HEAD":
             self._send_error(request, 405, keep_alive)
             return
-        path = request_path(request.target, VISIBLE)
+        path = asked.path
         if path is None:
             self._send_error(request, 404, keep_alive)
             return
@@ -504,11 +584,19 @@ class HttpConnection(asyncio.Protocol):
             else:
                 self._send_error(request, 404, keep_alive)
             return
+        transport = self.transport
+        assert transport is not None
+        if not site.stopping:
+            answer = site.answer_from_memory(asked, entry)
+            if answer is not None:
+                transport.write(answer)
+                site.record_asked(self.remote, asked)
+                if not keep_alive:
+                    self._close()
+                return
         reply = site.reply(entry, request.headers)
         head = reply.start + site.date_bytes + (reply.keep_alive_end if keep_alive else reply.close_end)
         length = reply.length if method == "GET" else 0
-        transport = self.transport
-        assert transport is not None
         end = reply.offset + length
         if not length:
             transport.write(head)
@@ -531,11 +619,11 @@ class HttpConnection(asyncio.Protocol):
             if _ident(os.fstat(stream.fileno())) != entry.ident:
                 # Changed between stat and open: only a docroot that isn't a PUM release does that.
                 stream.close()
-                site.entries.pop(entry.path, None)
+                site.entries.pop(path, None)
                 if again:
                     self._send_error(request, 404, keep_alive)
                 else:
-                    self._answer(request, again=True)
+                    self._answer(asked, again=True)
                 return
             self.busy = True
             transport.write(head)
@@ -688,6 +776,8 @@ class Acceptor:
         self.sock = sock
         self.site = site
         self.fd = sock.fileno()
+        self.accept = sock._accept  # type: ignore[attr-defined]  # (descriptor, address), no wrapper
+        self.family, self.kind, self.proto = int(sock.family), int(sock.type), sock.proto
         self.closed = False
         with contextlib.suppress(OSError, AttributeError):  # Linux; elsewhere accept(2) returns earlier
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, int(HEADER_TIMEOUT))
@@ -703,9 +793,11 @@ class Acceptor:
             self.loop.add_reader(self.fd, self._accept)
 
     def _accept(self) -> None:
+        accept = self.accept
+        family, kind, proto = self.family, self.kind, self.proto
         for _ in range(ACCEPT_BATCH):
             try:
-                conn, address = self.sock.accept()
+                fd, address = accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as error:
@@ -715,51 +807,60 @@ class Acceptor:
                     self.loop.call_later(ACCEPT_PAUSE, self._resume)
                     return
                 continue  # ECONNABORTED and the like: that client is gone
-            self._serve(conn, address[0] if address else "-")
+            # the C socket: socket.socket's Python wrapper and its enum look-ups cost as much as the send
+            if not self._serve(_socket.socket(family, kind, proto, fd), address[0] if address else "-"):
+                # It stays (keep-alive): the next ones are left to whichever worker wakes first, so
+                # workers sharing the socket share long connections too.
+                return
 
-    def _serve(self, conn: socket.socket, remote: str) -> None:
-        conn.setblocking(False)
+    def _serve(self, conn: _socket.socket, remote: str) -> bool:
+        """Answer a new connection and close it when it asks one request with `Connection: close`
+        (True, also when it is gone already); else hand it to an `HttpConnection` (False)."""
         site = self.site
         try:
-            data = conn.recv(RECEIVE_SIZE)
+            data = conn.recv(RECEIVE_SIZE, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             data = None  # nothing yet (the deferral ran out): the connection waits for its head
         except OSError:
             data = b""
         if data == b"":  # gone already
             conn.close()
-            return
+            return True
         if data is None:
             data = b""
-        elif data.endswith(b"\r\n\r\n") and data.find(b"\r\n\r\n") == len(data) - 4 and not site.stopping:
-            try:
-                request: Request | None = parse_request_head(data[:-4])
-            except BadRequest:
-                request = None
-            if request is not None and not request.keep_alive and not request.body_length:
-                answer = site.closing_answer(request)
-                if answer is not None:
-                    out, status, length = answer
+        elif data[-4:] == b"\r\n\r\n" and not site.stopping:
+            asked = site.heads.get(data)
+            if asked is None and data.find(b"\r\n\r\n") == len(data) - 4:
+                try:
+                    asked = site.ask(data)
+                except BadRequest:
+                    asked = None
+            if asked is not None and not asked.request.keep_alive and not asked.request.body_length:
+                out = site.closing_answer(asked)
+                if out is not None:
                     try:
-                        sent = conn.send(out)
+                        sent = conn.send(out, socket.MSG_DONTWAIT)
                     except OSError:
                         sent = -1
                     if sent == len(out):
-                        site.record(remote, request, request.line, status, len(out) - length, length)
+                        site.record_asked(remote, asked)
                         conn.close()
-                        return
+                        return True
                     # A full socket buffer for a 600-byte answer: let a transport take the time.
                     if sent < 0:
                         conn.close()
-                        return
+                        return True
+                    site.record_asked(remote, asked)
                     self._adopt(conn, b"", out[sent:])
-                    site.record(remote, request, request.line, status, len(out) - length, length)
-                    return
+                    return True
         self._adopt(conn, data, b"")
+        return False
 
-    def _adopt(self, conn: socket.socket, received: bytes, unsent: bytes) -> None:
+    def _adopt(self, accepted: _socket.socket, received: bytes, unsent: bytes) -> None:
         site = self.site
         loop = self.loop
+        conn = socket.socket(self.family, self.kind, self.proto, accepted.detach())
+        conn.setblocking(False)
 
         def protocol() -> asyncio.Protocol:
             return HttpConnection(site, loop, received) if not unsent else _Finish(unsent)
