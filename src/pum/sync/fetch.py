@@ -68,8 +68,11 @@ def download_kept(
     A 404 is None. A partial `.part` left by a killed run is resumed by `Transport.download`.
     """
     dest = ctx.store.downloads / (kept_as or name)
-    if dest.exists():
-        stat = dest.stat()
+    try:
+        stat = os.stat(dest)
+    except FileNotFoundError:
+        pass
+    else:
         where = f"{dest} (kept by an earlier run)"
         return Held(dest, stat.st_size, sha256_file(dest), stat.st_mtime, where)
     got = transport.download(name, dest, expected_size=expected_size)
