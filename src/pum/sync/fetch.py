@@ -15,7 +15,7 @@ from pum.formats import FormatError
 from pum.formats.cvd import CvdHeader, verify_cvd
 from pum.net.answers import Downloaded
 from pum.store import sha256_file
-from pum.sync.vdfcheck import check_vdf, name_problem, newer_served_version, pinned_roots
+from pum.sync.vdfcheck import check_vdf, is_vdf_name, name_problem, newer_served_version, pinned_roots
 
 if TYPE_CHECKING:
     from pum.net.transport import Transport
@@ -136,7 +136,8 @@ def accepted(ctx: SyncContext, held: Held, relpath: str) -> CvdHeader | None:
 
 def accepted_file(ctx: SyncContext, path: Path, relpath: str) -> CvdHeader | None:
     """`accepted` for a file at hand; raises FormatError."""
-    header = check_vdf(path, relpath, ctx.staging.dir, roots_of(ctx))
+    # the pinned roots (and cryptography with them) only for a VDF: a tier of other files never needs them
+    header = check_vdf(path, relpath, ctx.staging.dir, roots_of(ctx) if is_vdf_name(relpath) else ())
     served = newer_served_version(relpath, header, ctx.staging.current_dir)
     if served is None:
         return header
