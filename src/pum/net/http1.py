@@ -128,9 +128,14 @@ class Client:
         self._connections: dict[_Origin, http.client.HTTPConnection] = {}
 
     def close(self) -> None:
-        for connection in self._connections.values():
+        """Also from another thread than the one using the client (a run stopped while a worker is inside
+        a download): each connection is taken out whole, and the worker's read fails as the socket closes."""
+        for _ in range(len(self._connections) + MAX_CONNECTIONS):
+            try:
+                _origin, connection = self._connections.popitem()
+            except KeyError:
+                return
             connection.close()
-        self._connections.clear()
 
     @contextmanager
     def stream(self, url: str, headers: Mapping[str, str]) -> Iterator[Response]:
