@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 CHUNK = 1 << 20
+# a .part older than this is not resumed: what upstream offers under that name has likely changed
+STALE_PART_SECONDS = 86400
 
 
 class PartAnswer(NamedTuple):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TypedDict, TypeVar
 
 from pum.common.download import (
+    STALE_PART_SECONDS,
     PartAnswer,
     StartAgain,
     TooLarge,
@@ -36,8 +37,6 @@ _T = TypeVar("_T")
 # a download may take `download_deadline` seconds plus one second per MIN_RATE bytes of its size: a body
 # dripping a byte at a time outlives every read timeout, and must not hold the run lock for ever
 MIN_RATE = 16 << 10
-# a .part older than this is not resumed: what upstream offers under that name has likely changed
-STALE_PART_SECONDS = 86400
 # compressed answers (only the manifest asks for one) may be this much larger than their limit on the wire
 GZIP_SLACK = 64 << 10
 

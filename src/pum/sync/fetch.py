@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pum.common.download import STALE_PART_SECONDS
 from pum.errors import VerifyError
 from pum.formats import FormatError
 from pum.formats.cvd import CvdHeader, verify_cvd
@@ -44,8 +45,6 @@ def collect_stale_parts(ctx: SyncContext) -> None:
     """At the start of a run: partial downloads a killed or failed run left more than a day ago are
     dropped (what upstream offers under their names has likely changed; on a full disk they would fail
     every later run). Younger ones are resumed."""
-    from pum.net.transport import STALE_PART_SECONDS
-
     if not ctx.store.downloads.is_dir():
         return
     now = time.time()
