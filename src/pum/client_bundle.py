@@ -88,7 +88,8 @@ def build_client_bytes() -> bytes:
             else:
                 entry.external_attr = 0o644 << 16
                 entry.compress_type = zipfile.ZIP_DEFLATED
-                pyz.writestr(entry, entries[name])
+                # level 1: 5x faster than the default 6 (every publishing run builds it), ~10 KB larger
+                pyz.writestr(entry, entries[name], compresslevel=1)
     data = archive.getvalue()
     if len(data) > SIZE_LIMIT:
         raise AssertionError(f"proscanup.pyz is {len(data)} bytes, over the {SIZE_LIMIT} bytes it may be")
