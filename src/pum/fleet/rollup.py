@@ -56,7 +56,7 @@ def _get(client: http1.Client, url: str) -> bytes:
     with client.stream(url, {"Accept-Encoding": "identity"}) as r:
         if r.status_code != 200:
             raise _Refused(f"answered {r.status_code}")
-        encoding = r.headers.get("Content-Encoding", "identity").strip().lower()
+        encoding = r.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
             raise _Refused(f"answered with Content-Encoding {encoding[:40]!r}, not asked for")
         body = bytearray()

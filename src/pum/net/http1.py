@@ -67,7 +67,13 @@ class Response:
         self.url = url  # after redirects
         self.status_code = raw.status
         self.reason_phrase = raw.reason
-        self.headers: http.client.HTTPMessage = raw.headers  # case-insensitive; the first of repeated fields
+        # names in lower case, read once (http.client's message scans every field at each look-up); a
+        # repeated field's values joined with ", " (RFC 9110 5.3), so `Content-Encoding: gzip` twice reads
+        # as "gzip, gzip" and is refused, not taken for one gzip
+        self.headers: dict[str, str] = {}
+        for name, value in raw.headers.items():
+            key = name.lower()
+            self.headers[key] = f"{self.headers[key]}, {value}" if key in self.headers else value
 
     def iter_raw(self, size: int = CHUNK) -> Iterator[bytes]:
         """The body, each piece as one read from the socket gave it (a dripping body returns to the caller
@@ -142,9 +148,9 @@ class Client:
         """GET `url`, following redirects; the connection is kept when the body was read to its end."""
         for _hop in range(MAX_REDIRECTS + 1):
             origin, response = self._get(url, headers)
-            if response.status_code in REDIRECTS and response.headers.get("Location"):
+            if response.status_code in REDIRECTS and response.headers.get("location"):
                 self._release(origin, response)
-                url = urljoin(url, response.headers["Location"])
+                url = urljoin(url, response.headers["location"])
                 continue
             try:
                 yield response

@@ -268,7 +268,7 @@ class Transport:
 
     def _read_bounded(self, response: http1.Response, url: str, wanted: int, gzip_asked: bool) -> bytes:
         """At most `wanted` bytes of the body (one more tells "too large"), inflated when it is gzip."""
-        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity") and not (gzip_asked and encoding == "gzip"):
             raise UpstreamError(f"{url}: answered with Content-Encoding {encoding!r}, not asked for: refused")
         inflater = zlib.decompressobj(wbits=31) if encoding == "gzip" else None
@@ -375,7 +375,7 @@ class Transport:
                 return NotModified(**answer)
             if response.status_code == 404:
                 return Missing(**answer)
-            encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+            encoding = response.headers.get("content-encoding", "identity").strip().lower()
             if encoding not in ("", "identity") and response.status_code != 416:
                 raise UpstreamError(
                     f"{url}: answered with Content-Encoding {encoding!r}, not asked for: refused"
@@ -397,8 +397,8 @@ class Transport:
 
             part_answer = PartAnswer(
                 response.status_code,
-                response.headers.get("Content-Range"),
-                response.headers.get("Content-Length"),
+                response.headers.get("content-range"),
+                response.headers.get("content-length"),
             )
             try:
                 streamed = stream_to_part(
@@ -465,7 +465,7 @@ class Transport:
                 f"for {url}: check proxy_user and proxy_passwd"
             )
         if status in (403, 429):
-            delay = retry_after_seconds(response.headers.get("Retry-After"))
+            delay = retry_after_seconds(response.headers.get("retry-after"))
             if delay is None:
                 delay = COOL_DOWN_FORBIDDEN if status == 403 else COOL_DOWN_TOO_MANY
             reason = f"{url} answered {status}"
@@ -491,10 +491,9 @@ def _answer(response: http1.Response, url: str, server: Server) -> _AnswerFields
     return _AnswerFields(
         url=url,
         server=server,
-        last_modified=parse_http_date(response.headers.get("Last-Modified")),
-        etag=response.headers.get("ETag"),
-        # lower-case names, as every reader of an answer's headers asks for them
-        headers={name.lower(): value for name, value in response.headers.items()},
+        last_modified=parse_http_date(response.headers.get("last-modified")),
+        etag=response.headers.get("etag"),
+        headers=response.headers,  # names in lower case, as every reader of an answer asks for them
     )
 
 
@@ -503,5 +502,5 @@ class _Retryable(Exception):
 
 
 def _content_length(response: http1.Response) -> int | None:
-    value = response.headers.get("Content-Length")
+    value = response.headers.get("content-length")
     return int(value) if value and len(value) <= 18 and value.isascii() and value.isdigit() else None
