@@ -77,7 +77,7 @@ def _rate(text: str) -> int:
 
 
 def _user_agent(text: str) -> str:
-    # a header value: printable ASCII only (httpx refuses others mid-run)
+    # a header value: printable ASCII only (http.client refuses others mid-run)
     if not re.fullmatch(r"[\x20-\x7e]{1,200}", text):
         raise ValueError("expected at most 200 printable ASCII characters")
     return text

@@ -1,11 +1,11 @@
 """The one resumable download writer: a response body into `<dest>.part`, resumed with Range.
 
-Both HTTP stacks feed it: the server's Transport (httpx) and proscanup's client (urllib). The caller sends
-`Range: bytes=<offset>-` when `part` already holds `offset` bytes, then hands over the status, the
-Content-Range and Content-Length headers and an iterator of body chunks. `stream_to_part` decides what
-the answer means for `part`, writes, fsyncs, and returns the digest of the whole file. The bounds both sides
-need are here too: a size ceiling (announced or reached), a full disk dropping the part. The time bound is
-the caller's `on_chunk`, which may raise (the part is kept, for the next attempt). Content-Encoding is the
+Both HTTP clients feed it: the server's Transport (net/http1.py) and proscanup's (pum_client.py). The caller
+sends `Range: bytes=<offset>-` when `part` already holds `offset` bytes, then hands over the status, the
+Content-Range and Content-Length headers and an iterator of body chunks. `stream_to_part` decides what the
+answer means for `part`, writes, fsyncs, and returns the digest of the whole file. The bounds both sides need
+are here too: a size ceiling (announced or reached), a full disk dropping the part. The time bound is the
+caller's `on_chunk`, which may raise (the part is kept, for the next attempt). Content-Encoding is the
 caller's to refuse before calling (only it knows what it asked for).
 """
 
@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 CHUNK = 1 << 20
+# a .part older than this is not resumed: what upstream offers under that name has likely changed
+STALE_PART_SECONDS = 86400
 
 
 class PartAnswer(NamedTuple):

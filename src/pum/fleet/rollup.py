@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from pum.config import Config
 from pum.formats import FormatError
 from pum.formats.fleet import MAX_DOCUMENT_BYTES, parse_fleet_document
+from pum.net import http1
 
 SUBS_DIR = "fleet_subs"
 FLEET_PATH = ".pum/fleet.json"
@@ -27,13 +27,14 @@ def fetch_subs(config: Config) -> list[str]:
     """Fetch every sub's fleet.json; returns one line per sub that failed (the others are stored)."""
     problems = []
     directory = config.state_dir / SUBS_DIR
-    timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
+    tls = ssl.create_default_context(cafile=str(config.ca_bundle) if config.ca_bundle else None)
+    client = http1.Client(tls, config.connect_timeout, config.read_timeout, {"User-Agent": config.user_agent})
     for server in config.fleet_subs:
         url = server.base_url(config.update_protocol) + FLEET_PATH
         try:
-            data = _get(url, timeout, config)
+            data = _get(client, url)
             document = parse_fleet_document(data)
-        except (httpx.HTTPError, FormatError, _Refused) as error:
+        except (http1.HttpError, FormatError, _Refused) as error:
             problems.append(f"{url}: {error}")
             continue
         directory.mkdir(parents=True, exist_ok=True)
@@ -43,6 +44,7 @@ def fetch_subs(config: Config) -> list[str]:
             json.dumps({"name": document.name, "generated": document.generated, "clients": document.clients})
         )
         os.replace(temporary, target)
+    client.close()
     return problems
 
 
@@ -50,15 +52,15 @@ class _Refused(Exception):
     pass
 
 
-def _get(url: str, timeout: httpx.Timeout, config: Config) -> bytes:
-    verify: Any = str(config.ca_bundle) if config.ca_bundle else True
-    with httpx.stream(
-        "GET", url, timeout=timeout, verify=verify, headers={"User-Agent": config.user_agent}
-    ) as r:
+def _get(client: http1.Client, url: str) -> bytes:
+    with client.stream(url, {"Accept-Encoding": "identity"}) as r:
         if r.status_code != 200:
             raise _Refused(f"answered {r.status_code}")
+        encoding = r.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise _Refused(f"answered with Content-Encoding {encoding[:40]!r}, not asked for")
         body = bytearray()
-        for chunk in r.iter_bytes(65536):
+        for chunk in r.iter_raw(65536):
             body += chunk
             if len(body) > MAX_DOCUMENT_BYTES:
                 raise _Refused(f"more than {MAX_DOCUMENT_BYTES} bytes")

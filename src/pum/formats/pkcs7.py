@@ -13,6 +13,7 @@ after its certificate expires (a relayed database is not re-signed).
 """
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 from collections.abc import Callable, Sequence
@@ -78,6 +79,10 @@ def _parsed(step: Any, what: str) -> Any:
         raise FormatError(f"malformed {what}: {str(error)[:120]}") from None
 
 
+# Every .sign of a run carries the same chain to the same pinned roots: what is learnt of those bytes once
+# (a parsed certificate, a checked issuer signature, two names compared) is not worked out again for each
+# file. Keyed by the DER bytes, so a cached answer is the answer for exactly those bytes; bounded.
+@functools.lru_cache(maxsize=64)
 def _loaded_certificate(der: bytes) -> Any:
     certificate = x509.Certificate.load(der, strict=True)
     _ = certificate.native  # parse it all now, so that a malformed one fails here
@@ -159,7 +164,7 @@ def _signer_certificate(sid: Any, certificates: list[Any]) -> Any:
         wanted = sid.chosen
         for certificate in certificates:
             if (
-                certificate.issuer == wanted["issuer"]
+                _same_name(certificate.issuer, wanted["issuer"])
                 and certificate.serial_number == wanted["serial_number"].native
             ):
                 return certificate
@@ -234,10 +239,12 @@ def _chain_to_root(signer: Any, certificates: list[Any], roots: Sequence[Any], a
     for _depth in range(MAX_CHAIN):
         _check_validity(certificate, at)
         for root in roots:
-            if root.subject == certificate.issuer and _issued_by(certificate, root):
+            if _same_name(root.subject, certificate.issuer) and _issued_by(certificate, root):
                 _check_validity(root, at)
                 return
-        issuers = [c for c in certificates if c.subject == certificate.issuer and c is not certificate]
+        issuers = [
+            c for c in certificates if _same_name(c.subject, certificate.issuer) and c is not certificate
+        ]
         issuer = next((c for c in issuers if _issued_by(certificate, c)), None)
         if issuer is None:
             raise FormatError(
@@ -249,7 +256,23 @@ def _chain_to_root(signer: Any, certificates: list[Any], roots: Sequence[Any], a
     raise FormatError(f"certificate chain longer than {MAX_CHAIN}")
 
 
+def _same_name(one: Any, other: Any) -> bool:
+    return _names_equal(one.dump(), other.dump())
+
+
+@functools.lru_cache(maxsize=256)
+def _names_equal(one: bytes, other: bytes) -> bool:
+    # X.520 comparison (asn1crypto's __eq__: string preparation of every attribute) only when the bytes differ
+    return one == other or bool(x509.Name.load(one) == x509.Name.load(other))
+
+
 def _issued_by(certificate: Any, issuer: Any) -> bool:
+    return _signature_checks(certificate.dump(), issuer.dump())
+
+
+@functools.lru_cache(maxsize=64)
+def _signature_checks(certificate_der: bytes, issuer_der: bytes) -> bool:
+    certificate, issuer = _loaded_certificate(certificate_der), _loaded_certificate(issuer_der)
     algorithm = certificate["signature_algorithm"]
     try:
         _check_signature(

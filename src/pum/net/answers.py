@@ -1,7 +1,7 @@
 """What a Transport request can answer, as distinct types: no status codes to compare, no Optional path.
 
-Without httpx, so that code deciding on an answer imports nothing heavy (a DNS-answered run imports no
-httpx at all).
+Without the HTTP stack, so that code deciding on an answer imports nothing of it (a DNS-answered run
+imports no HTTP client at all).
 """
 
 from __future__ import annotations

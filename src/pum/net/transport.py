@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict, TypeVar
 
-import httpx
-
 from pum.common.download import (
+    STALE_PART_SECONDS,
     PartAnswer,
     StartAgain,
     TooLarge,
@@ -28,6 +27,7 @@ from pum.common.servers import Server
 from pum.config import Config
 from pum.errors import UpstreamError
 from pum.formats.httpdate import http_date, parse_http_date
+from pum.net import http1
 from pum.net.answers import Body, Downloaded, Missing, NotModified
 from pum.net.cooldown import COOL_DOWN_FORBIDDEN, COOL_DOWN_TOO_MANY, CoolDowns, retry_after_seconds
 from pum.runlog import RunLog
@@ -37,8 +37,6 @@ _T = TypeVar("_T")
 # a download may take `download_deadline` seconds plus one second per MIN_RATE bytes of its size: a body
 # dripping a byte at a time outlives every read timeout, and must not hold the run lock for ever
 MIN_RATE = 16 << 10
-# a .part older than this is not resumed: what upstream offers under that name has likely changed
-STALE_PART_SECONDS = 86400
 # compressed answers (only the manifest asks for one) may be this much larger than their limit on the wire
 GZIP_SLACK = 64 << 10
 
@@ -137,7 +135,8 @@ class Transport:
         self.rate_cap = RateCap(settings.max_rate)
         # False: the caller makes downloads durable itself (one syncfs before publishing, not an fsync each)
         self.durable = True
-        self._http: httpx.Client | None = None
+        self._http: http1.Client | None = None
+        self._directories: set[Path] = set()  # made for downloads (a cache: mkdir once each)
 
     def sibling(self) -> Transport:
         """Another Transport for a worker thread of parallel downloads (each Transport serves one thread at
@@ -149,7 +148,7 @@ class Transport:
         return twin
 
     @property
-    def _client(self) -> httpx.Client:
+    def _client(self) -> http1.Client:
         # built at the first request: a run that needs no HTTP (DNS says nothing changed) pays nothing for TLS
         if self._http is None:
             settings = self.settings
@@ -162,16 +161,15 @@ class Transport:
                 verify = ssl.create_default_context(cafile=cafile)
             else:
                 # an http upstream: a context with no trust anchors costs nothing to build (loading the CA
-                # store is most of httpx's start-up) and fails closed if a redirect ever leads to https
+                # store costs ~20 ms) and fails closed if a redirect ever leads to https
                 verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            self._http = httpx.Client(
-                proxy=settings.proxy_url,
-                verify=verify,
-                timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+            self._http = http1.Client(
+                verify,
+                settings.connect_timeout,
+                settings.read_timeout,
                 # identity: the bytes we hash and store must be the file's own bytes
-                headers={"User-Agent": settings.user_agent, "Accept-Encoding": "identity"},
-                follow_redirects=True,
-                trust_env=False,
+                {"User-Agent": settings.user_agent, "Accept-Encoding": "identity"},
+                proxy_url=settings.proxy_url,
             )
         return self._http
 
@@ -268,9 +266,9 @@ class Transport:
 
         return self._over_servers(relpath, attempt)
 
-    def _read_bounded(self, response: httpx.Response, url: str, wanted: int, gzip_asked: bool) -> bytes:
+    def _read_bounded(self, response: http1.Response, url: str, wanted: int, gzip_asked: bool) -> bytes:
         """At most `wanted` bytes of the body (one more tells "too large"), inflated when it is gzip."""
-        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity") and not (gzip_asked and encoding == "gzip"):
             raise UpstreamError(f"{url}: answered with Content-Encoding {encoding!r}, not asked for: refused")
         inflater = zlib.decompressobj(wbits=31) if encoding == "gzip" else None
@@ -318,7 +316,9 @@ class Transport:
         second per 16 KiB of the size.
         """
         part = dest.with_name(dest.name + ".part")
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.parent not in self._directories:  # not a mkdir per file of a 10,000-file copy
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._directories.add(dest.parent)
         ceiling = expected_size if expected_size is not None else self.settings.max_file_size
         self._drop_stale_part(part, ceiling)
 
@@ -362,7 +362,7 @@ class Transport:
         ceiling: int,
     ) -> Downloaded | NotModified | Missing:
         headers: dict[str, str] = {}
-        offset = part.stat().st_size if part.exists() else 0
+        offset = part_offset(part)
         if offset:
             headers["Range"] = f"bytes={offset}-"
         elif if_modified_since is not None:
@@ -375,7 +375,7 @@ class Transport:
                 return NotModified(**answer)
             if response.status_code == 404:
                 return Missing(**answer)
-            encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+            encoding = response.headers.get("content-encoding", "identity").strip().lower()
             if encoding not in ("", "identity") and response.status_code != 416:
                 raise UpstreamError(
                     f"{url}: answered with Content-Encoding {encoding!r}, not asked for: refused"
@@ -397,8 +397,8 @@ class Transport:
 
             part_answer = PartAnswer(
                 response.status_code,
-                response.headers.get("Content-Range"),
-                response.headers.get("Content-Length"),
+                response.headers.get("content-range"),
+                response.headers.get("content-length"),
             )
             try:
                 streamed = stream_to_part(
@@ -419,9 +419,9 @@ class Transport:
                 raise UpstreamError(
                     f"{url}: unexpected answer {response.status_code} to a download"
                 ) from None
-            except (httpx.TransportError, httpx.StreamError) as error:
+            except http1.Interrupted as error:
                 raise _Retryable(
-                    f"interrupted after {part_offset(part)} bytes ({type(error).__name__}), resuming"
+                    f"interrupted after {part_offset(part)} bytes ({http1.reason(error)}), resuming"
                 ) from None
             os.replace(part, dest)
             return Downloaded(**answer, path=dest, size=streamed.size, sha256=streamed.digest)
@@ -429,40 +429,35 @@ class Transport:
     @contextmanager
     def _request(
         self, server: Server, url: str, headers: dict[str, str], retry_errors: bool = False
-    ) -> Iterator[httpx.Response]:
+    ) -> Iterator[http1.Response]:
         self.requests += 1
         try:
-            with self._client.stream("GET", url, headers=headers) as response:
+            with self._client.stream(url, headers) as response:
                 self._check_status(server, url, response, retry_errors)
                 yield response
-        except httpx.ProxyError as error:
+        except http1.ProxyRefused as error:
             raise UpstreamError(
-                f"proxy {self.settings.proxy_display} refused {url}: {short_reason(error)}"
+                f"proxy {self.settings.proxy_display} refused {url}: {error}"
                 " (check proxy_host, proxy_port, proxy_user, proxy_passwd)"
             ) from None
-        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-            if self.settings.proxy_address:
+        except http1.ConnectFailed as error:
+            if error.to_proxy and self.settings.proxy_address:
                 # every request goes to the proxy first: a dead proxy is not the update server's fault
                 raise UpstreamError(
-                    f"proxy {self.settings.proxy_address} (proxy_host/proxy_port): cannot connect "
-                    f"({short_reason(error)})"
+                    f"proxy {self.settings.proxy_address} (proxy_host/proxy_port): cannot connect ({error})"
                 ) from None
-            raise _ServerUnusable(f"cannot connect ({short_reason(error)})") from None
-        except (httpx.TransportError, httpx.StreamError) as error:
+            raise _ServerUnusable(f"cannot connect ({error})") from None
+        except http1.Interrupted as error:
             if retry_errors:
-                raise _Retryable(f"{type(error).__name__}: {short_reason(error)}") from None
-            raise _ServerUnusable(f"{type(error).__name__}: {short_reason(error)}") from None
+                raise _Retryable(str(error)) from None
+            raise _ServerUnusable(str(error)) from None
         # every other way a request can fail is this URL's fault, not the network's: one line naming it
-        except httpx.TooManyRedirects:
+        except http1.TooManyRedirects:
             raise UpstreamError(f"{url}: too many redirects; check the server's address") from None
-        except httpx.DecodingError as error:
-            raise UpstreamError(f"{url}: the answer cannot be decoded ({short_reason(error)})") from None
-        except (httpx.HTTPError, httpx.InvalidURL) as error:
-            raise UpstreamError(
-                f"{url}: the request failed ({type(error).__name__}: {short_reason(error)})"
-            ) from None
+        except http1.BadUrl as error:
+            raise UpstreamError(f"{url}: the request failed ({error})") from None
 
-    def _check_status(self, server: Server, url: str, response: httpx.Response, retry_errors: bool) -> None:
+    def _check_status(self, server: Server, url: str, response: http1.Response, retry_errors: bool) -> None:
         status = response.status_code
         if status == 407:
             raise UpstreamError(
@@ -470,7 +465,7 @@ class Transport:
                 f"for {url}: check proxy_user and proxy_passwd"
             )
         if status in (403, 429):
-            delay = retry_after_seconds(response.headers.get("Retry-After"))
+            delay = retry_after_seconds(response.headers.get("retry-after"))
             if delay is None:
                 delay = COOL_DOWN_FORBIDDEN if status == 403 else COOL_DOWN_TOO_MANY
             reason = f"{url} answered {status}"
@@ -492,13 +487,13 @@ class _AnswerFields(TypedDict):
     headers: Mapping[str, str]
 
 
-def _answer(response: httpx.Response, url: str, server: Server) -> _AnswerFields:
+def _answer(response: http1.Response, url: str, server: Server) -> _AnswerFields:
     return _AnswerFields(
         url=url,
         server=server,
-        last_modified=parse_http_date(response.headers.get("Last-Modified")),
-        etag=response.headers.get("ETag"),
-        headers=dict(response.headers),
+        last_modified=parse_http_date(response.headers.get("last-modified")),
+        etag=response.headers.get("etag"),
+        headers=response.headers,  # names in lower case, as every reader of an answer asks for them
     )
 
 
@@ -506,11 +501,6 @@ class _Retryable(Exception):
     """A transient failure on a server that answered: retry there, resuming what we have."""
 
 
-def _content_length(response: httpx.Response) -> int | None:
-    value = response.headers.get("Content-Length")
+def _content_length(response: http1.Response) -> int | None:
+    value = response.headers.get("content-length")
     return int(value) if value and len(value) <= 18 and value.isascii() and value.isdigit() else None
-
-
-def short_reason(error: Exception) -> str:
-    text = str(error) or type(error).__name__
-    return text.splitlines()[0][:200]

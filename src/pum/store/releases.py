@@ -528,15 +528,35 @@ def _fsync_dir(path: Path) -> None:
 SYNCFS_FROM = 64
 
 
+# fsyncs at once: a journalling file system (ext4, xfs) commits concurrent fsyncs together, so 12 new files
+# of an update run take one commit's time (~4 ms measured on ext4) instead of 12 (~30-40 ms)
+FSYNC_THREADS = 16
+
+
 def _fsync_tree(root: Path, relpaths: list[str]) -> None:
     if len(relpaths) > SYNCFS_FROM and _syncfs(root):
         return
-    for path in (root / relpath for relpath in relpaths):
-        if path.exists():  # a file put and then removed again by a later source
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-    for directory, _subdirs, _files in os.walk(root):
-        _fsync_dir(Path(directory))
+    # a file put and then removed again by a later source is not there to sync
+    files = [path for path in (root / relpath for relpath in relpaths) if path.exists()]
+    directories = [Path(directory) for directory, _subdirs, _files in os.walk(root)]
+    if len(files) + len(directories) <= 2:
+        for path in files:
+            _fsync_file(path)
+        for directory in directories:
+            _fsync_dir(directory)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(FSYNC_THREADS, len(files) + len(directories))) as pool:
+        done = [pool.submit(_fsync_file, path) for path in files]
+        done += [pool.submit(_fsync_dir, directory) for directory in directories]
+        for future in done:
+            future.result()  # an error (EIO) raised here, before the release is switched to
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -50,7 +50,7 @@ class SyncContext:
         return self._staging is not None
 
     def transport(self, servers: tuple[Server, ...] | None = None, protocol: str | None = None) -> Transport:
-        # imported here: httpx costs start-up time that a run answered by DNS alone never needs
+        # imported here: the HTTP stack costs start-up time that a run answered by DNS alone never needs
         from pum.net.transport import Transport, TransportSettings
 
         key = (servers or self.config.update_servers, protocol or self.config.update_protocol)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pum.common.download import STALE_PART_SECONDS
 from pum.errors import VerifyError
 from pum.formats import FormatError
 from pum.net.answers import Downloaded
@@ -44,9 +45,7 @@ def collect_stale_parts(ctx: SyncContext) -> None:
     dropped (what upstream offers under their names has likely changed; on a full disk they would fail
     every later run). Younger ones are resumed."""
     if not ctx.store.downloads.is_dir():
-        return  # cleared after every good run: a run answered by DNS or a 304 imports no HTTP client here
-    from pum.net.transport import STALE_PART_SECONDS
-
+        return  # cleared after every good run
     now = time.time()
     for part in ctx.store.downloads.rglob("*.part"):
         stat = part.lstat()
@@ -67,8 +66,11 @@ def download_kept(
     A 404 is None. A partial `.part` left by a killed run is resumed by `Transport.download`.
     """
     dest = ctx.store.downloads / (kept_as or name)
-    if dest.exists():
-        stat = dest.stat()
+    try:
+        stat = os.stat(dest)
+    except FileNotFoundError:
+        pass
+    else:
         where = f"{dest} (kept by an earlier run)"
         return Held(dest, stat.st_size, sha256_file(dest), stat.st_mtime, where)
     got = transport.download(name, dest, expected_size=expected_size)
@@ -138,9 +140,10 @@ def accepted(ctx: SyncContext, held: Held, relpath: str) -> CvdHeader | None:
 
 def accepted_file(ctx: SyncContext, path: Path, relpath: str) -> CvdHeader | None:
     """`accepted` for a file at hand; raises FormatError."""
-    from pum.sync.vdfcheck import check_vdf, newer_served_version
+    from pum.sync.vdfcheck import check_vdf, is_vdf_name, newer_served_version
 
-    header = check_vdf(path, relpath, ctx.staging.dir, roots_of(ctx))
+    # the pinned roots (and cryptography with them) only for a VDF: a tier of other files never needs them
+    header = check_vdf(path, relpath, ctx.staging.dir, roots_of(ctx) if is_vdf_name(relpath) else ())
     served = newer_served_version(relpath, header, ctx.staging.current_dir)
     if served is None:
         return header

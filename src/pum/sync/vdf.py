@@ -67,7 +67,9 @@ def fetch_again(ctx: SyncContext, transport: Transport, name: str) -> None:
     """A patch or signature of the served release, fetched and verified again (`pum repair`); a CVD and
     dns.txt need nothing here: a CVD not held is fetched as on a first run, dns.txt is written anew."""
     if name.endswith(".sign"):
-        _fetch_optional_sign(ctx, transport, name)
+        sign = download_kept(ctx, transport, name)
+        if sign is not None:  # a 404 is normal for older mirrors
+            _stage_sign(ctx, name, sign)
         return
     match = _CDIFF_NAME.match(name)
     if match is None:
@@ -171,10 +173,18 @@ def fetch_database(ctx: SyncContext, transport: Transport, db: str, old: int | N
 
 
 def fetch_cvd(ctx: SyncContext, transport: Transport, db: str, current: int) -> None:
+    """The CVD and its `.sign` at once (one request more than the CVD alone when the version record is
+    forged); the `.sign` is checked only after the CVD it signs is verified and staged."""
     staging = ctx.staging
-    name = f"{db}.cvd"
+    name, sign_name = f"{db}.cvd", f"{db}-{current}.cvd.sign"
     # kept under its version: a CVD left by a failed run is reused only for the same version
-    fetched = download_kept(ctx, transport, name, kept_as=f"{db}-{current}.cvd")
+    jobs = [
+        functools.partial(_download_kept_job, ctx, name, f"{db}-{current}.cvd"),
+        functools.partial(_download_kept_job, ctx, sign_name, None),
+    ]
+    from pum.sync.parallel import fetch_in_parallel  # threads: a run with nothing new never imports them
+
+    fetched, sign = fetch_in_parallel(ctx, transport, jobs)
     if fetched is None:
         raise UpstreamError(
             f"{transport.url_for(transport.chosen or transport.servers[0], name)}: not found "
@@ -194,7 +204,9 @@ def fetch_cvd(ctx: SyncContext, transport: Transport, db: str, current: int) -> 
         match = _CVD_SIGN_NAME.match(relpath)
         if match and match["db"] == db and int(match["n"]) != current:
             staging.remove(relpath)
-    _fetch_optional_sign(ctx, transport, f"{db}-{current}.cvd.sign")
+    # detached signatures (ClamAV >= 1.5) where upstream has them; a 404 is normal for older mirrors
+    if sign is not None:
+        _stage_sign(ctx, sign_name, sign)
 
 
 def fetch_cdiffs(ctx: SyncContext, transport: Transport, db: str, old: int | None, current: int) -> None:
@@ -209,13 +221,18 @@ def fetch_cdiffs(ctx: SyncContext, transport: Transport, db: str, old: int | Non
     lowest = max((old or 0) + 1, current - limit + 1, 1)
     oldest_kept = time.time() - config.retention_period * 86400
     numbers = [n for n in range(current, lowest - 1, -1) if not staging.has(f"{db}-{n}.cdiff")]
-    # `max_parallel` patches at once, in windows from the newest down: a gap still stops the walk within
-    # one window, and each patch is checked and staged in the walk's order
+    # `max_parallel` patches and their `.sign` at once, in windows from the newest down: a gap still stops
+    # the walk within one window, and each patch is checked and staged in the walk's order
     window = config.max_parallel
     for start in range(0, len(numbers), window):
         batch = numbers[start : start + window]
-        jobs = [functools.partial(_download_patch, ctx, f"{db}-{number}.cdiff") for number in batch]
-        for number, (fetched, sign) in zip(batch, fetch_in_parallel(ctx, transport, jobs), strict=True):
+        jobs = [
+            functools.partial(_download_kept_job, ctx, f"{db}-{number}.cdiff{suffix}", None)
+            for number in batch
+            for suffix in ("", ".sign")
+        ]
+        results = iter(fetch_in_parallel(ctx, transport, jobs))
+        for number, fetched, sign in zip(batch, results, results, strict=True):
             name = f"{db}-{number}.cdiff"
             if fetched is None:
                 if old is not None:
@@ -237,19 +254,9 @@ def fetch_cdiffs(ctx: SyncContext, transport: Transport, db: str, old: int | Non
         )
 
 
-def _download_patch(ctx: SyncContext, name: str, transport: Transport) -> tuple[Held | None, Held | None]:
-    """A patch and its `.sign` (None where upstream lacks it) in the download area: a worker's job."""
-    fetched = download_kept(ctx, transport, name)
-    if fetched is None:
-        return None, None
-    return fetched, download_kept(ctx, transport, f"{name}.sign")
-
-
-def _fetch_optional_sign(ctx: SyncContext, transport: Transport, name: str) -> None:
-    """Detached signatures (ClamAV >= 1.5) where upstream has them; a 404 is normal for older mirrors."""
-    fetched = download_kept(ctx, transport, name)
-    if fetched is not None:
-        _stage_sign(ctx, name, fetched)
+def _download_kept_job(ctx: SyncContext, name: str, kept_as: str | None, transport: Transport) -> Held | None:
+    """`download_kept` as a worker's job: the file in the download area, None where upstream lacks it."""
+    return download_kept(ctx, transport, name, kept_as=kept_as)
 
 
 def _stage_sign(ctx: SyncContext, name: str, fetched: Held) -> None:
