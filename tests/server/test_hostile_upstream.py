@@ -13,12 +13,12 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from conftest import free_port, pum_command, write_config
-from upstream import TESTDATA, header_stime, record_text
+from upstream import TESTDATA, QuietHTTPServer, header_stime, record_text
 
 from pum.errors import ExitStatus
 from pum.net import transport
@@ -61,7 +61,7 @@ class HostileUpstream:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01})
         self.thread.start()
