@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from . import FormatError
+from .manifest import SHA256_HEX
 from .productlist import safe_relative_path
 from .strict_json import load_strict_json
 
@@ -19,7 +20,6 @@ INDEX_NAME = "pum-bundle.json"
 MANIFEST_NAME = "manifest.json.gz"
 FILES_DIR = "files"
 KIND = "pum-bundle"
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _CREATED = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 _ORIGIN = re.compile(r"[A-Za-z0-9_.:\[\]-]{1,255}")
 
@@ -34,7 +34,7 @@ class Carried:
     def __post_init__(self) -> None:
         if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 0:
             raise FormatError(f"size must be a non-negative integer, got {self.size!r}")
-        if not isinstance(self.sha256, str) or not _SHA256_HEX.fullmatch(self.sha256):
+        if not isinstance(self.sha256, str) or not SHA256_HEX.fullmatch(self.sha256):
             raise FormatError(f"sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
 
 

@@ -12,14 +12,13 @@ Pure: bytes in, values or FormatError out. Every count and size is bounded.
 
 import hashlib
 import json
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from . import FormatError
-from .manifest import FileRecord
+from .manifest import CREATED_UTC, SHA256_HEX, FileRecord
 from .paths import CHANGES_DIR as CHANGES_DIR
 from .paths import changes_path as changes_path
 from .paths import changes_serial as changes_serial
@@ -37,8 +36,6 @@ WRITE_LIMIT = 4 << 20
 TOTAL_LIMIT = 16 << 20
 # records set plus paths removed in one file (a manifest of 100,000 files gives at most that many)
 MAX_ENTRIES = 200_000
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_CREATED = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z")
 
 
 def files_digest(files: Mapping[str, FileRecord]) -> str:
@@ -169,7 +166,7 @@ def parse_changes(raw: bytes) -> Changes:
     )
     serial, files = _count(document.get("serial"), "serial"), _digest(document.get("files"), "files")
     created = document.get("created")
-    if not isinstance(created, str) or not _CREATED.fullmatch(created):
+    if not isinstance(created, str) or not CREATED_UTC.fullmatch(created):
         raise FormatError(f"changes: created must be ISO 8601 UTC like 2025-09-01T03:32:05Z, got {created!r}")
     records, removed = document.get("set"), document.get("removed")
     if not isinstance(records, dict) or not isinstance(removed, list):
@@ -198,7 +195,7 @@ def _count(value: object, what: str) -> int:
 
 
 def _digest(value: object, what: str) -> str:
-    if not isinstance(value, str) or not _SHA256_HEX.fullmatch(value):
+    if not isinstance(value, str) or not SHA256_HEX.fullmatch(value):
         raise FormatError(f"changes: {what} must be 64 lowercase hex digits, got {value!r}")
     return value
 

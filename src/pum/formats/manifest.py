@@ -16,9 +16,9 @@ from .strict_json import load_strict_json
 # The layout generation this code reads and writes. Keys it does not know are ignored (a newer PUM may
 # add some); a change an older PUM must not misread bumps the generation instead.
 GENERATION = 1
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # One spelling of UTC, so that the same instant always gives the same bytes (and the same ETag).
-_CREATED = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z")
+CREATED_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z")
 # files per piece of `Manifest.json_chunks`: a 100,000-file manifest is written in ~1 MB pieces, never as
 # one string (json.dumps with an indent builds a list of every token first: ~100 MB at 100,000 files)
 _FILES_PER_CHUNK = 5000
@@ -68,7 +68,7 @@ class FileRecord:
     def __post_init__(self) -> None:
         _check_int(self.size, "size")
         _check_int(self.mtime, "mtime")
-        if not isinstance(self.sha256, str) or not _SHA256_HEX.fullmatch(self.sha256):
+        if not isinstance(self.sha256, str) or not SHA256_HEX.fullmatch(self.sha256):
             raise FormatError(f"sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
 
 
@@ -94,7 +94,7 @@ class Manifest:
         except UnicodeEncodeError:
             raise FormatError(f"source is not valid UTF-8 text: {self.source!r}") from None
         created = _check_str(self.created, "created")
-        if not _CREATED.fullmatch(created):
+        if not CREATED_UTC.fullmatch(created):
             raise FormatError(f"created must be ISO 8601 UTC like 2025-09-01T03:32:05Z, got {created!r}")
         try:
             datetime.fromisoformat(created)

@@ -12,7 +12,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -31,9 +31,16 @@ class DamagedState(ValueError):
 
 
 def write_document(path: Path, document: Mapping[str, Any]) -> None:
+    text = json.dumps(document, indent=1, sort_keys=True, allow_nan=False) + "\n"
+    write_state_file(path, [text.encode()])
+
+
+def write_state_file(path: Path, chunks: Iterable[bytes]) -> None:
+    """Replace the state file at `path` by `chunks` at once (written beside it, then renamed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(document, indent=1, sort_keys=True, allow_nan=False) + "\n")
+    with tmp.open("wb") as out:
+        out.writelines(chunks)
     os.replace(tmp, path)
 
 

@@ -12,7 +12,6 @@ instead: one run-log line, never an error.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -30,7 +29,7 @@ from pum.formats.changes import (
 from pum.formats.httpdate import http_date
 from pum.formats.manifest import FileRecord, Manifest
 from pum.net.answers import Body, Missing, NotModified
-from pum.store.state import Validators
+from pum.store.state import Validators, write_state_file
 
 if TYPE_CHECKING:
     from pum.net.transport import Transport
@@ -171,9 +170,4 @@ def after_copy(
 
 
 def _keep_files(ctx: SyncContext, copied: Manifest) -> None:
-    path = ctx.store.state / UPPER_FILES
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as out:
-        out.writelines(canonical_chunks(copied.files))
-    os.replace(tmp, path)
+    write_state_file(ctx.store.state / UPPER_FILES, canonical_chunks(copied.files))
