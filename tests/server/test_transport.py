@@ -174,39 +174,37 @@ def test_https_upstream_with_an_unknown_certificate_is_refused(upstream_tree, tl
     assert "CERTIFICATE_VERIFY_FAILED" in result.err or "certificate" in result.err.lower()
 
 
-def test_https_upstream_through_the_proxy_is_tunnelled_with_basic_auth(
-    upstream_tree, tls_upstream, pum_conf, pum, squid
-):
+def https_through_proxy(pum_conf, tls_upstream, proxy_port: int, password: str):
+    """A config asking the https upstream through the proxy as `pumuser` with `password`."""
     server, ca_file = tls_upstream
-    port = squid(user="pumuser", password="s3cret#pass")
-    upstream_tree.publish(3)
-    conf = pum_conf(
+    return pum_conf(
         update_servers=server.address,
         update_protocol="https",
         ca_bundle=ca_file,
         proxy_host="127.0.0.1",
-        proxy_port=port,
+        proxy_port=proxy_port,
         proxy_user="pumuser",
-        proxy_passwd="s3cret#pass",
+        proxy_passwd=password,
     )
+
+
+def test_https_upstream_through_the_proxy_is_tunnelled_with_basic_auth(
+    upstream_tree, tls_upstream, pum_conf, pum, squid
+):
+    server, _ = tls_upstream
+    port = squid(user="pumuser", password="s3cret#pass")
+    upstream_tree.publish(3)
+    conf = https_through_proxy(pum_conf, tls_upstream, port, "s3cret#pass")
     assert pum("--config", conf, "run").code == 0, log_of(conf)
     assert served_version(conf) == 3
     assert server.requests  # through the CONNECT tunnel: Squid sees no request inside it, adds no Via
 
 
 def test_a_tunnel_refused_by_the_proxy_is_a_clear_error(upstream_tree, tls_upstream, pum_conf, pum, squid):
-    server, ca_file = tls_upstream
+    server, _ = tls_upstream
     port = squid(password="right")
     upstream_tree.publish(3)
-    conf = pum_conf(
-        update_servers=server.address,
-        update_protocol="https",
-        ca_bundle=ca_file,
-        proxy_host="127.0.0.1",
-        proxy_port=port,
-        proxy_user="pumuser",
-        proxy_passwd="wrong",
-    )
+    conf = https_through_proxy(pum_conf, tls_upstream, port, "wrong")
     result = pum("--config", conf, "run")
     assert result.code == ExitStatus.UPSTREAM
     assert "refused" in result.err and "407" in result.err and "proxy_passwd" in result.err
