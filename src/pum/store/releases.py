@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from stat import S_ISREG
+from stat import S_IMODE, S_ISREG
 from typing import Any
 
 from pum.clock import utc_stamp
@@ -141,7 +141,9 @@ class Store:
         if self.staging_root.exists():
             shutil.rmtree(self.staging_root)
         self.staging_root.mkdir(parents=True)
-        self.releases.mkdir(parents=True, exist_ok=True)
+        self.releases.mkdir(exist_ok=True)
+        for directory in (self.config.data_dir, self.releases):
+            _let_readers_through(directory)
         self._write_generation()
         return Staging(self, self.staging_root / "next", current, manifest)
 
@@ -207,6 +209,7 @@ class Store:
         changelog = write_changelog(
             staging.dir, staging.current_dir, staging.current, manifest, manifest_size
         )
+        _open_to_readers(staging.dir, staging.records)
         # files linked from the served release were made durable when it was published
         _fsync_tree(staging.dir, [*staging.fresh, MANIFEST_PATH, *changelog])
         final = self.releases / str(serial)
@@ -250,7 +253,7 @@ class Store:
         docroot = self.docroot
         link = docroot.with_name(f".{docroot.name}.pum-new")
         try:
-            docroot.parent.mkdir(parents=True, exist_ok=True)
+            _make_public_dirs(docroot.parent)
             if docroot.is_dir() and not docroot.is_symlink():
                 docroot.rmdir()  # the empty directory _check_docroot_is_ours allowed
             link.unlink(missing_ok=True)
@@ -531,6 +534,37 @@ SYNCFS_FROM = 64
 # fsyncs at once: a journalling file system (ext4, xfs) commits concurrent fsyncs together, so 12 new files
 # of an update run take one commit's time (~4 ms measured on ext4) instead of 12 (~30-40 ms)
 FSYNC_THREADS = 16
+
+
+def _let_readers_through(directory: Path) -> None:
+    """r-x for group and others on a directory above the releases (made under any umask, e.g. 077 by
+    the run lock): the web server's workers must pass it. Its other entries keep their own modes (keys/
+    is 0700)."""
+    mode = S_IMODE(directory.stat().st_mode)
+    if mode & 0o055 != 0o055:
+        os.chmod(directory, mode | 0o055)
+
+
+def _make_public_dirs(directory: Path) -> None:
+    """`directory` and its missing parents, each made rwxr-xr-x whatever the umask (the docroot's)."""
+    for missing in [path for path in (*reversed(directory.parents), directory) if not path.exists()]:
+        missing.mkdir(exist_ok=True)
+        os.chmod(missing, 0o755)
+
+
+def _open_to_readers(tree: Path, files: Mapping[str, FileRecord]) -> None:
+    """Every directory of the release r-x for all, whatever the umask: the web server's workers (another
+    user) must reach the read-only files. The directories are the files' parents and those under `.pum`."""
+    directories = {""}
+    for relpath in files:
+        parent = relpath.rpartition("/")[0]
+        while parent not in directories:
+            directories.add(parent)
+            parent = parent.rpartition("/")[0]
+    for relpath in directories:
+        os.chmod(tree / relpath, 0o755)
+    for directory, _subdirs, _files in os.walk(tree / ".pum"):
+        os.chmod(directory, 0o755)
 
 
 def _fsync_tree(root: Path, relpaths: list[str]) -> None:
