@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -242,17 +244,31 @@ def modules_of_a_run(*args: object) -> set[str]:
 def running_pum_serve(conf: Path, port: int, host: str = "127.0.0.1") -> Iterator[subprocess.Popen]:
     """`pum serve` as a real subprocess on the `listen` of `conf`, stopped by SIGTERM on the way out."""
     process = subprocess.Popen(
-        [*pum_command(), "--config", str(conf), "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [*pum_command(), "--config", str(conf), "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
         try:
+            # its own start line, not just an open port: another test's server may hold a port that
+            # free_port() gave out (this pum serve then fails to bind; the port serves another tree)
+            wait_for_start_line(process, f":{port}/", "pum serve: listening on ")
             wait_for_port(port, host)
-        except RuntimeError:
+        except RuntimeError as error:
             stop_process(process)
-            raise RuntimeError(f"pum serve did not start: {process.stderr.read().decode()}") from None
+            output = process.stderr.read().decode()
+            raise RuntimeError(f"pum serve did not start ({error}): {output}") from None
         yield process
     finally:
         stop_process(process)
+
+
+def wait_for_start_line(process: subprocess.Popen, port_text: str, prefix: str, timeout: float = 60) -> None:
+    """Wait for the program's first stdout line, `prefix...port_text...`; the rest of stdout is drained."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    line = process.stdout.readline(4096).decode(errors="replace") if ready else ""
+    if not (line.startswith(prefix) and port_text in line):
+        raise RuntimeError(f"no start line on {port_text} within {timeout:.0f} s: {line.strip()!r}")
+    threading.Thread(target=process.stdout.read, daemon=True).start()
 
 
 @pytest.fixture
