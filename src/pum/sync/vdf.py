@@ -88,7 +88,7 @@ def learn_versions(ctx: SyncContext) -> UpstreamVersions:
     record: VersionRecord | None = None
     if config.dns_resolve:
         try:
-            from pum.net.dns import lookup_txt  # dnspython only when DNS is asked
+            from pum.net.dns import lookup_txt  # sockets only when DNS is asked
 
             text = lookup_txt(config.dns_record, config.nameservers, config.connect_timeout)
             record = _parse_record(text, f"DNS TXT {config.dns_record}")
