@@ -97,17 +97,34 @@ def test_a_key_on_another_curve_is_refused():
 
 
 def _tlv(tag: int, value: bytes) -> bytes:
-    length = bytes([len(value)]) if len(value) < 0x80 else b"\x81" + bytes([len(value)])
+    size = len(value)
+    length = bytes([size]) if size < 0x80 else bytes([0x82]) + size.to_bytes(2, "big")
+    if 0x80 <= size < 0x100:
+        length = b"\x81" + bytes([size])
     return bytes([tag]) + length + value
 
 
-def test_a_small_rsa_key_is_refused():
-    modulus = (1 << 511) | 1
-    numbers = _tlv(0x30, _tlv(0x02, b"\x00" + modulus.to_bytes(64, "big")) + _tlv(0x02, b"\x01\x00\x01"))
+def _rsa_spki(modulus: int, exponent: int) -> bytes:
+    def integer(number: int) -> bytes:
+        return _tlv(0x02, number.to_bytes(number.bit_length() // 8 + 1, "big"))
+
     rsa_encryption = _tlv(0x30, bytes.fromhex("06092a864886f70d0101010500"))
-    spki = _tlv(0x30, rsa_encryption + _tlv(0x03, b"\x00" + numbers))
-    with pytest.raises(FormatError, match="an RSA key of 512 bits"):
-        public_key(der.parse(spki, "key"))
+    return _tlv(0x30, rsa_encryption + _tlv(0x03, b"\x00" + _tlv(0x30, integer(modulus) + integer(exponent))))
+
+
+@pytest.mark.parametrize(
+    ("modulus", "exponent", "expected"),
+    [
+        ((1 << 511) | 1, 65537, "an RSA key of 512 bits"),
+        ((1 << 8192) | 1, 65537, "an RSA key of 8193 bits"),
+        ((1 << 4095) | 1, (1 << 64) | 1, "a 65-bit exponent"),  # each check would cost 4,096 squarings
+        ((1 << 4095) | 1, 65536, "not one"),
+    ],
+    ids=["512 bits", "8193 bits", "65-bit exponent", "even exponent"],
+)
+def test_an_rsa_key_too_small_or_too_costly_to_check_is_refused(modulus, exponent, expected):
+    with pytest.raises(FormatError, match=expected):
+        public_key(der.parse(_rsa_spki(modulus, exponent), "key"))
 
 
 def test_a_signature_algorithm_and_key_of_different_kinds_do_not_verify():

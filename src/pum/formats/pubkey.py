@@ -46,9 +46,12 @@ _REFUSED = {
     "1.2.840.113549.1.1.4": "md5WithRSAEncryption",
     "1.2.840.10045.4.1": "ecdsa-with-SHA1",
 }
-# the smallest RSA key OpenSSL's default security level accepts, and a bound on the work of one check
+# the smallest RSA key OpenSSL's default security level accepts; and bounds on the work of one check, a
+# hostile certificate's key being checked before anything says it is ClamAV's: OpenSSL too refuses a
+# public exponent over 64 bits for large keys (OPENSSL_RSA_MAX_PUBEXP_BITS); ClamAV's keys are 4096 bits
 RSA_MIN_BITS = 1024
-RSA_MAX_BITS = 16384
+RSA_MAX_BITS = 8192
+RSA_MAX_EXPONENT_BITS = 64
 
 
 class Curve(NamedTuple):
@@ -122,6 +125,8 @@ def public_key(spki: der.Element) -> PublicKey:
             raise FormatError(f"an RSA key of {rsa.modulus.bit_length()} bits")
         if not 3 <= rsa.exponent < rsa.modulus or not rsa.exponent & 1:
             raise FormatError("an RSA key with an exponent that is not one")
+        if rsa.exponent.bit_length() > RSA_MAX_EXPONENT_BITS:
+            raise FormatError(f"an RSA key with a {rsa.exponent.bit_length()}-bit exponent (at most 64)")
         return rsa
     if kind == _EC_PUBLIC_KEY and len(identifier) == 2 and identifier[1].tag == der.OID:
         curve = _CURVES.get(der.oid(identifier[1], what))
