@@ -9,7 +9,7 @@ a reply whose id or question is not ours is ignored, as a stray datagram.
 
 from __future__ import annotations
 
-import secrets
+import os
 import socket
 import time
 from pathlib import Path
@@ -84,6 +84,11 @@ def system_nameservers() -> list[Nameserver]:
     return found[:_MAX_SYSTEM_NAMESERVERS]
 
 
+def _random_id() -> int:
+    # os.urandom, not the secrets module: the same source without importing random and its kin
+    return int.from_bytes(os.urandom(2), "big")
+
+
 def _family(address: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in address else socket.AF_INET
 
@@ -91,7 +96,7 @@ def _family(address: str) -> socket.AddressFamily:
 def _ask(server: Nameserver, name: str, wait: float) -> Answer:
     """The answer of `server` to our TXT question, over UDP (then TCP when truncated), within `wait`."""
     deadline = time.monotonic() + wait
-    query_id = secrets.randbits(16)
+    query_id = _random_id()
     with socket.socket(_family(server.address), socket.SOCK_DGRAM) as udp:
         udp.connect((server.address, server.port))
         udp.settimeout(wait)
@@ -112,7 +117,7 @@ def _ask(server: Nameserver, name: str, wait: float) -> Answer:
 
 def _ask_tcp(server: Nameserver, name: str, deadline: float) -> Answer:
     # RFC 1035 4.2.2: a two-byte length before each message
-    query_id = secrets.randbits(16)
+    query_id = _random_id()
     message = query(name, query_id)
     with socket.create_connection(
         (server.address, server.port), timeout=max(deadline - time.monotonic(), 0.001)
