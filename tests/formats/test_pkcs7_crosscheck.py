@@ -8,6 +8,8 @@ signer's issuer name is compared by its DER bytes (not by X.520 caseless matchin
 in their shortest form, and an unknown critical extension refuses a certificate."""
 
 import datetime as dt
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -102,3 +104,15 @@ def test_both_accept_an_own_chain_through_an_ecdsa_intermediate(pss):
             der, module.digest_of_bytes(b"content"), (module.load_root(root),), NOW
         )
         assert verified == "Own Signer"
+
+
+def _modules_after(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print(' '.join(sys.modules))"
+    done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True)
+    return set(done.stdout.split())
+
+
+def test_the_verifier_and_the_dns_messages_load_only_the_standard_library():
+    loaded = _modules_after("import pum.formats.pkcs7, pum.formats.dns_message") - _modules_after("pass")
+    outside = {m.split(".")[0] for m in loaded} - set(sys.stdlib_module_names) - {"pum"}
+    assert sorted(outside) == []
