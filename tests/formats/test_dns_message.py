@@ -109,3 +109,61 @@ def test_nxdomain_is_an_rcode():
 def test_arbitrary_bytes_give_an_answer_or_a_format_error(data):
     with contextlib.suppress(FormatError):
         parse_answer(answer([])[:12] + data, NAME, ID)
+
+
+# -- beside dnspython (a test dependency), which PUM asked before: never more lenient than it --
+
+REAL_ANSWER = answer(
+    [
+        record(POINTER_TO_QUESTION, CNAME, wire("txt.example.org")),
+        record(wire("txt.example.org"), TXT, txt(b"1.4.3:62:27000:", b"1700000000:1:90:49192:336")),
+    ]
+)
+
+
+def dnspython_texts(message: bytes) -> list[bytes] | None:
+    """The TXT strings dnspython finds for NAME (through the CNAME), None where it refuses the message."""
+    import dns.exception
+    import dns.message
+    import dns.rdatatype
+
+    try:
+        parsed = dns.message.from_wire(message)
+    except (dns.exception.DNSException, ValueError, UnicodeError):
+        return None
+    if parsed.id != ID or len(parsed.question) != 1:
+        return None
+    current = parsed.question[0].name
+    for _ in range(8):
+        texts = [
+            b"".join(rdata.strings)
+            for rrset in parsed.answer
+            if rrset.name == current and rrset.rdtype == dns.rdatatype.TXT
+            for rdata in rrset
+        ]
+        aliases = [
+            rrset[0].target
+            for rrset in parsed.answer
+            if rrset.name == current and rrset.rdtype == dns.rdatatype.CNAME
+        ]
+        if texts or not aliases:
+            return texts
+        current = aliases[0]
+    return None
+
+
+def test_the_real_shape_reads_alike_with_dnspython():
+    assert parse_answer(REAL_ANSWER, NAME, ID).texts == dnspython_texts(REAL_ANSWER)
+
+
+@given(offset=st.integers(min_value=0, max_value=200), mask=st.integers(min_value=1, max_value=255))
+def test_a_flipped_byte_never_gives_texts_dnspython_would_not(offset, mask):
+    offset %= len(REAL_ANSWER)
+    message = REAL_ANSWER[:offset] + bytes([REAL_ANSWER[offset] ^ mask]) + REAL_ANSWER[offset + 1 :]
+    try:
+        ours = parse_answer(message, NAME, ID)
+    except FormatError:
+        return
+    if ours.truncated or ours.rcode or not ours.texts:
+        return
+    assert ours.texts == dnspython_texts(message)

@@ -120,10 +120,12 @@ def parse_answer(message: bytes, name: str, query_id: int) -> Answer:
     if asked != wanted or message[offset : offset + 4] != TXT.to_bytes(2, "big") + _IN.to_bytes(2, "big"):
         raise FormatError("DNS answer: not an answer to our question")
     offset += 4
-    if counts[1] > _MAX_RECORDS:
-        raise FormatError(f"DNS answer: {counts[1]} answer records")
+    if max(counts[1:]) > _MAX_RECORDS:
+        raise FormatError(f"DNS answer: {sum(counts[1:])} records")
     records = []
-    for _ in range(counts[1]):
+    # answers, then the authority and additional records, walked only to check that the message is
+    # exactly what its counts say (dnspython refuses the message otherwise too)
+    for index in range(sum(counts[1:])):
         owner, offset = _read_name(message, offset)
         fixed = message[offset : offset + 10]
         if len(fixed) != 10:
@@ -133,8 +135,11 @@ def parse_answer(message: bytes, name: str, query_id: int) -> Answer:
         start = offset + 10
         if start + size > len(message):
             raise FormatError("DNS answer: a record runs past the message")
-        records.append((owner, kind, klass, start, size))
+        if index < counts[1]:
+            records.append((owner, kind, klass, start, size))
         offset = start + size
+    if offset != len(message):
+        raise FormatError(f"DNS answer: {len(message) - offset} bytes after its records")
     current = wanted
     texts: List[bytes] = []
     for _ in range(_MAX_CNAMES):
