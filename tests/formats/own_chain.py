@@ -32,7 +32,7 @@ def _usage(ca: bool) -> x509.KeyUsage:
     )
 
 
-def certificate(subject, key, issuer_name, issuer_key, ca: bool, days: int = 3650):
+def certificate(subject, key, issuer_name, issuer_key, ca: bool, days: int = 3650, extra=None):
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(subject))
@@ -44,6 +44,8 @@ def certificate(subject, key, issuer_name, issuer_key, ca: bool, days: int = 365
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(_usage(ca), critical=True)
     )
+    if extra is not None:
+        builder = builder.add_extension(extra, critical=True)
     if not ca:
         builder = builder.add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False
@@ -51,7 +53,7 @@ def certificate(subject, key, issuer_name, issuer_key, ca: bool, days: int = 365
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def chain(signer_key=None, intermediate_is_ca: bool = True, signer_days: int = 3650):
+def chain(signer_key=None, intermediate_is_ca: bool = True, signer_days: int = 3650, signer_extra=None):
     """(root certificate DER, signer certificate, signer key, intermediate certificate)."""
     root_key = ec.generate_private_key(ec.SECP256R1())
     root = certificate("Own Root", root_key, _name("Own Root"), root_key, ca=True)
@@ -61,7 +63,13 @@ def chain(signer_key=None, intermediate_is_ca: bool = True, signer_days: int = 3
     )
     signer_key = signer_key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
     signer = certificate(
-        "Own Signer", signer_key, intermediate.subject, intermediate_key, ca=False, days=signer_days
+        "Own Signer",
+        signer_key,
+        intermediate.subject,
+        intermediate_key,
+        ca=False,
+        days=signer_days,
+        extra=signer_extra,
     )
     return root.public_bytes(serialization.Encoding.DER), signer, signer_key, intermediate
 

@@ -7,6 +7,7 @@ import hashlib
 
 import pytest
 from asn1crypto import cms
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -164,6 +165,14 @@ def test_an_intermediate_that_is_not_a_ca_breaks_the_chain():
 def test_a_signer_certificate_expired_at_signing_time_is_refused():
     root, signer, key, intermediate = own_chain.chain(signer_days=1)
     with pytest.raises(FormatError, match="not at the signing time"):
+        own_verify(root, own_chain.sign(CONTENT, signer, key, intermediate))
+
+
+def test_a_signer_certificate_with_an_unknown_critical_extension_is_refused():
+    # RFC 5280 4.2: a critical extension not understood refuses the certificate, as OpenSSL does
+    unknown = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\x05\x00")
+    root, signer, key, intermediate = own_chain.chain(signer_extra=unknown)
+    with pytest.raises(FormatError, match="unknown critical extension 1.3.6.1.4.1.99999.1"):
         own_verify(root, own_chain.sign(CONTENT, signer, key, intermediate))
 
 

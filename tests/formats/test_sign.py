@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pum.formats import sign
 from pum.formats.sign import cdiff_signature_ok, legacy_md5_signature_ok
 
 from .clamav_testdata import CDIFF_VERSIONS, CVD_VERSIONS, read
@@ -127,3 +128,21 @@ def test_legacy_check_answers_false_on_arbitrary_text(md5: str, dsig: str) -> No
 @given(digest=st.binary(max_size=40), dsig=st.text(alphabet=_ALPHABET, max_size=360))
 def test_cdiff_check_answers_false_on_arbitrary_signatures(digest: bytes, dsig: str) -> None:
     assert cdiff_signature_ok(digest, dsig) is False
+
+
+def _dsig_number_digit_by_digit(dsig: str) -> int:
+    # cli_decodesig (libclamav/dsig.c) as written: digit i adds its value << (6 * i)
+    return sum(_ALPHABET.index(char) << (6 * position) for position, char in enumerate(dsig))
+
+
+@given(st.text(alphabet=_ALPHABET, max_size=360))
+def test_a_dsig_reads_as_the_number_cli_decodesig_makes(dsig):
+    assert sign._dsig_number(dsig) == _dsig_number_digit_by_digit(dsig)
+
+
+@given(st.text(max_size=40))
+def test_a_dsig_with_any_other_character_is_no_number(text):
+    dsig = "ab" + text
+    expected_ok = all(char in _ALPHABET for char in dsig)
+    assert sign.dsig_alphabet_ok(dsig) == expected_ok
+    assert (sign._dsig_number(dsig) is None) == (not expected_ok)

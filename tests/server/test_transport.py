@@ -85,8 +85,20 @@ def test_a_run_dns_says_nothing_new_to_imports_no_http_client(make_upstream, pum
     asked = len(server.requests)
     modules = modules_of_a_run("--config", conf, "run")
     assert len(server.requests) == asked
-    assert "dns.resolver" in modules  # the question was asked
+    assert "pum.net.dns" in modules  # the question was asked
     assert sorted(modules & {"httpx", "httpcore", "pum.net.transport", "tarfile", "concurrent.futures"}) == []
+
+
+def test_an_update_run_checks_every_signature_without_cryptography_or_dnspython(
+    make_upstream, pum_conf, pum, dnsmasq
+):
+    # issue 15 item 5: the update run's DNS question and .sign checks are the standard library's (those
+    # two imports were ~70 ms of a run that fetches one patch)
+    conf, _server, _record = daily_answered_by_dns(make_upstream, pum_conf, dnsmasq)
+    modules = modules_of_a_run("--config", conf, "run")
+    assert {"pum.net.dns", "pum.formats.pkcs7", "pum.formats.cdiff"} <= modules  # asked, checked
+    assert sorted(m for m in modules if m.split(".")[0] in {"cryptography", "asn1crypto", "dns"}) == []
+    assert (conf.parent / "www" / "pum" / "daily-3.cdiff.sign").is_file()  # checked, then served
 
 
 def test_dns_down_falls_back_to_the_version_file(upstream_tree, upstream, pum_conf, pum):

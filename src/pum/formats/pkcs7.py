@@ -1,114 +1,77 @@
-"""A detached PKCS#7 (CMS SignedData) signature over some bytes, its signer chained to a pinned root.
+"""A detached PKCS#7 (CMS SignedData, RFC 5652) signature over some bytes, its signer chained to a pinned
+root.
 
 What ClamAV checks with OpenSSL's `PKCS7_verify(DETACHED | BINARY | NOCRL)` against its certs directory
-(libclamav_rust/src/codesign.rs, `Verifier::verify`), done with asn1crypto (the CMS structure) and
-cryptography (the public-key math): every signer's signed attributes carry the content type `data` and
-the digest of the bytes, the attributes are signed by the signer's certificate, and that certificate
-chains through the certificates the signature carries to one of the pinned roots given (never to a root
-it carries itself).
+(libclamav_rust/src/codesign.rs, `Verifier::verify`): every signer's signed attributes carry the content
+type `data` and the digest of the bytes, the attributes are signed by the signer's certificate, and that
+certificate chains through the certificates the signature carries to one of the pinned roots given (never
+to a root it carries itself). The structure is read by `der`/`x509`, the math done by `pubkey`: standard
+library only, Python 3.6-clean, so that checking a `.sign` imports nothing heavy (and the host side may
+use it).
 
 Certificate validity is checked at the signing time the signature carries (else at `now`), and that
 time may not lie in the future: PUM asks "did ClamAV sign these bytes", and a signature stays genuine
 after its certificate expires (a relayed database is not re-signed).
 """
 
+import base64
+import binascii
 import datetime as dt
 import functools
 import hashlib
 import hmac
-from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Callable, Dict, List, Optional, Sequence
 
-from asn1crypto import cms, pem, x509  # type: ignore[import-untyped]
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.serialization import load_der_public_key
-
-from . import FormatError
+from . import FormatError, der
+from .pubkey import HASHES, algorithm, signature_ok
+from .x509 import (
+    CODE_SIGNING,
+    DIGITAL_SIGNATURE,
+    EMAIL_PROTECTION,
+    KEY_CERT_SIGN,
+    Certificate,
+    name_text,
+    parse_certificate,
+)
 
 # a chain longer than this is not ClamAV's (root -> intermediate -> signing certificate)
 MAX_CHAIN = 6
+# one .sign line carries one signer; a few more are allowed, each costs one public-key check
+MAX_SIGNERS = 8
 # a signing time at most this far ahead of our clock is a clock skew, not a forgery
 CLOCK_SKEW = dt.timedelta(days=1)
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "sha256": hashes.SHA256,
-    "sha384": hashes.SHA384,
-    "sha512": hashes.SHA512,
-}
 DigestOf = Callable[[str], bytes]
 
+_SIGNED_DATA = "1.2.840.113549.1.7.2"
+_DATA = "1.2.840.113549.1.7.1"
+_CONTENT_TYPE = "1.2.840.113549.1.9.3"
+_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
+_SIGNING_TIME = "1.2.840.113549.1.9.5"
+_UNIQUE_ATTRIBUTES = {
+    _CONTENT_TYPE: "content_type",
+    _MESSAGE_DIGEST: "message_digest",
+    _SIGNING_TIME: "signing_time",
+}
+_PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
+_PEM_END = b"-----END CERTIFICATE-----"
 
-def load_root(der_or_pem: bytes) -> Any:
-    """A pinned root certificate (PEM or DER) as an asn1crypto Certificate; FormatError if it is not one."""
+
+def load_root(der_or_pem: bytes) -> Certificate:
+    """A pinned root certificate (PEM or DER); FormatError if it is not one."""
     if der_or_pem.lstrip().startswith(b"-----BEGIN"):
+        body = der_or_pem.strip()
+        if not (body.startswith(_PEM_BEGIN) and body.endswith(_PEM_END)):
+            raise FormatError("not a PEM certificate: expected one BEGIN/END CERTIFICATE block")
         try:
-            _kind, _headers, der_or_pem = pem.unarmor(der_or_pem)
-        except ValueError as error:
+            der_or_pem = base64.b64decode(
+                b"".join(body[len(_PEM_BEGIN) : -len(_PEM_END)].split()), validate=True
+            )
+        except (binascii.Error, ValueError) as error:
             raise FormatError(f"not a PEM certificate: {error}") from None
-    return _parsed(lambda: _loaded_certificate(der_or_pem), "root certificate")
-
-
-def verify_detached(der: bytes, digest_of: DigestOf, roots: Sequence[Any], now: dt.datetime) -> str:
-    """Check `der` (a PKCS#7 SignedData) signs the content and chains to one of `roots` (from `load_root`).
-
-    `digest_of("sha256")` is the content's digest with that hashlib algorithm (the caller streams a file
-    of any size through it). Returns the signer's common name; raises FormatError saying what failed."""
-    if not roots:
-        raise FormatError("no pinned root to check the signature against")
-    signed_data = _parsed(lambda: _signed_data(der), "PKCS#7")
-    certificates = _parsed(lambda: _certificates(signed_data), "PKCS#7 certificates")
-    signer_infos = _parsed(lambda: list(signed_data["signer_infos"]), "PKCS#7 signer infos")
-    if not signer_infos:
-        raise FormatError("the PKCS#7 has no signer")
-    names = [
-        _parsed(lambda i=info: _verify_signer(i, digest_of, certificates, roots, now), "PKCS#7 signer")
-        for info in signer_infos
-    ]
-    return ", ".join(names)
-
-
-def _parsed(step: Any, what: str) -> Any:
-    # asn1crypto parses lazily: a malformed structure surfaces as one of these when a field is read (an
-    # AttributeError too: a flipped tag can turn a field into a type without `.native`)
     try:
-        return step()
-    except FormatError:
-        raise
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as error:
-        raise FormatError(f"malformed {what}: {str(error)[:120]}") from None
-
-
-# Every .sign of a run carries the same chain to the same pinned roots: what is learnt of those bytes once
-# (a parsed certificate, a checked issuer signature, two names compared) is not worked out again for each
-# file. Keyed by the DER bytes, so a cached answer is the answer for exactly those bytes; bounded.
-@functools.lru_cache(maxsize=64)
-def _loaded_certificate(der: bytes) -> Any:
-    certificate = x509.Certificate.load(der, strict=True)
-    _ = certificate.native  # parse it all now, so that a malformed one fails here
-    return certificate
-
-
-def _signed_data(der: bytes) -> Any:
-    info = cms.ContentInfo.load(der, strict=True)
-    if info["content_type"].native != "signed_data":
-        raise FormatError(f"a PKCS#7 {info['content_type'].native}, expected signed_data")
-    signed_data = info["content"]
-    encapsulated = signed_data["encap_content_info"]
-    if encapsulated["content_type"].native != "data" or encapsulated["content"].native is not None:
-        raise FormatError("not a detached signature over data")
-    return signed_data
-
-
-def _certificates(signed_data: Any) -> list[Any]:
-    found = []
-    for choice in signed_data["certificates"] or []:
-        if choice.name != "certificate":
-            raise FormatError(f"unsupported certificate kind {choice.name} in the PKCS#7")
-        found.append(_loaded_certificate(choice.chosen.dump()))
-    if len(found) > MAX_CHAIN:
-        raise FormatError(f"the PKCS#7 carries {len(found)} certificates, at most {MAX_CHAIN}")
-    return found
+        return _certificate(der_or_pem)
+    except FormatError as error:
+        raise FormatError(f"malformed root certificate: {error}") from None
 
 
 def digest_of_bytes(content: bytes) -> DigestOf:
@@ -116,181 +79,210 @@ def digest_of_bytes(content: bytes) -> DigestOf:
     return lambda name: hashlib.new(name, content).digest()
 
 
-def _verify_signer(
-    info: Any, digest_of: DigestOf, certificates: list[Any], roots: Sequence[Any], now: dt.datetime
+def verify_detached(
+    signature: bytes, digest_of: DigestOf, roots: Sequence[Certificate], now: dt.datetime
 ) -> str:
-    signer = _signer_certificate(info["sid"], certificates)
-    digest_name = info["digest_algorithm"]["algorithm"].native
-    if digest_name not in _HASHES:
-        raise FormatError(f"digest algorithm {digest_name}: expected one of {', '.join(_HASHES)}")
-    attributes = info["signed_attrs"]
-    if not attributes:
+    """Check `signature` (a DER PKCS#7 SignedData) signs the content and chains to one of `roots` (from
+    `load_root`).
+
+    `digest_of("sha256")` is the content's digest with that hashlib algorithm (the caller streams a file
+    of any size through it). Returns the signer's common name; raises FormatError saying what failed."""
+    if not roots:
+        raise FormatError("no pinned root to check the signature against")
+    content_type, content = der.sequence(der.parse(signature, "PKCS#7"), "PKCS#7", 2, 2)
+    kind = der.oid(content_type, "PKCS#7")
+    if kind != _SIGNED_DATA:
+        raise FormatError(f"a PKCS#7 {kind}, expected signed_data")
+    (signed_data,) = der.sequence(content, "PKCS#7", 1, 1, der.context(0))
+    fields = der.sequence(signed_data, "PKCS#7 SignedData", 4, 6)
+    der.integer(fields[0], "PKCS#7 version")
+    der.sequence(fields[1], "PKCS#7 digest algorithms", 0, 8, der.SET)
+    encapsulated = der.sequence(fields[2], "PKCS#7 content", 1, 2)
+    if der.oid(encapsulated[0], "PKCS#7 content") != _DATA or len(encapsulated) != 1:
+        raise FormatError("not a detached signature over data")
+    rest = fields[3:]
+    carried = der.optional(rest, 0, der.context(0))
+    certificates = _certificates(carried) if carried is not None else []
+    position = int(carried is not None)
+    if der.optional(rest, position, der.context(1)) is not None:
+        position += 1  # revocation lists: ClamAV verifies with NOCRL
+    if position != len(rest) - 1:
+        raise FormatError("PKCS#7 SignedData: unexpected fields before the signer infos")
+    signer_infos = der.children(
+        der.expect(rest[position], der.SET, "PKCS#7 signer infos"), "PKCS#7 signer infos"
+    )
+    if not signer_infos:
+        raise FormatError("the PKCS#7 has no signer")
+    if len(signer_infos) > MAX_SIGNERS:
+        raise FormatError(f"the PKCS#7 has {len(signer_infos)} signers, at most {MAX_SIGNERS}")
+    names = [_verify_signer(info, digest_of, certificates, roots, now) for info in signer_infos]
+    return ", ".join(names)
+
+
+def _certificates(carried: der.Element) -> List[Certificate]:
+    found: List[Certificate] = []
+    for choice in der.children(carried, "PKCS#7 certificates"):
+        if choice.tag != der.SEQUENCE:
+            raise FormatError(f"unsupported certificate kind (DER tag 0x{choice.tag:02x}) in the PKCS#7")
+        if len(found) == MAX_CHAIN:
+            raise FormatError(f"the PKCS#7 carries more than {MAX_CHAIN} certificates")
+        found.append(_certificate(choice.der))
+    return found
+
+
+# Every .sign of a run carries the same chain to the same pinned roots: what is learnt of those bytes once
+# (a parsed certificate, a checked issuer signature) is not worked out again for each file. Keyed by the
+# DER bytes, so a cached answer is the answer for exactly those bytes; bounded.
+@functools.lru_cache(maxsize=64)
+def _certificate(data: bytes) -> Certificate:
+    return parse_certificate(data)
+
+
+def _verify_signer(
+    info: der.Element,
+    digest_of: DigestOf,
+    certificates: List[Certificate],
+    roots: Sequence[Certificate],
+    now: dt.datetime,
+) -> str:
+    members = der.sequence(info, "PKCS#7 signer", 5, 7)
+    der.integer(members[0], "PKCS#7 signer version")
+    signer = _signer_certificate(members[1], certificates)
+    digest_algorithm = der.sequence(members[2], "PKCS#7 digest algorithm", 1, 2)
+    digest_oid = der.oid(digest_algorithm[0], "PKCS#7 digest algorithm")
+    if digest_oid not in HASHES:
+        raise FormatError(f"digest algorithm {digest_oid}: expected one of {', '.join(HASHES.values())}")
+    digest_name = HASHES[digest_oid]
+    attributes = der.optional(members, 3, der.context(0))
+    if attributes is None:
         raise FormatError("no signed attributes (ClamAV's signatures carry the content's digest in them)")
-    values = {attribute["type"].native: attribute["values"] for attribute in attributes}
-    # RFC 5652 11.1-11.3: each of these once, with one value, else two readers may see two digests
-    for unique in ("content_type", "message_digest", "signing_time"):
-        count = sum(1 for attribute in attributes if attribute["type"].native == unique)
-        if count > 1 or (count == 1 and len(values[unique]) != 1):
-            raise FormatError(f"the signed attribute {unique} must appear once with one value")
-    if "content_type" not in values or values["content_type"][0].native != "data":
+    after = members[4:]
+    if len(after) not in (2, 3) or (len(after) == 3 and after[2].tag != der.context(1)):
+        raise FormatError("PKCS#7 signer: unexpected fields after the signed attributes")
+    signature_algorithm = algorithm(after[0], "PKCS#7 signature algorithm")
+    signature = der.octets(after[1], "PKCS#7 signature")
+    values = _unique_attributes(attributes)
+    content_type = values.get(_CONTENT_TYPE)
+    if content_type is None or der.oid(content_type, "content type") != _DATA:
         raise FormatError("the signed content type is not data")
-    if "message_digest" not in values:
+    message_digest = values.get(_MESSAGE_DIGEST)
+    if message_digest is None:
         raise FormatError("no message digest among the signed attributes")
-    digest = digest_of(digest_name)
-    if not hmac.compare_digest(values["message_digest"][0].native, digest):
+    if not hmac.compare_digest(der.octets(message_digest, "message digest"), digest_of(digest_name)):
         raise FormatError(
             "the signature is over other bytes (message digest differs): a .sign of another file?"
         )
     # RFC 5652 5.4: the signature is over the DER of the attributes as a SET OF, not their [0] tag
-    signed_bytes = b"\x31" + attributes.dump()[1:]
-    _check_signature(
-        signer,
-        info["signature_algorithm"],
-        digest_name,
-        info["signature"].native,
-        signed_bytes,
-        "the PKCS#7 signature does not verify with its signer's certificate",
-    )
-    at = values["signing_time"][0].native if "signing_time" in values else now
+    signed = bytes([der.SET]) + attributes.der[1:]
+    if not signature_ok(signer.key, signature_algorithm, digest_name, signature, signed):
+        raise FormatError("the PKCS#7 signature does not verify with its signer's certificate")
+    signing_time = values.get(_SIGNING_TIME)
+    at = der.time(signing_time, "signing time") if signing_time is not None else now
     if at > now + CLOCK_SKEW:
         raise FormatError(f"signing time {at:%Y-%m-%d %H:%M} is in the future")
     _check_usage(signer, leaf=True)
     _chain_to_root(signer, certificates, roots, at)
-    return _name(signer)
+    return signer.name
 
 
-def _signer_certificate(sid: Any, certificates: list[Any]) -> Any:
-    if sid.name == "issuer_and_serial_number":
-        wanted = sid.chosen
+def _unique_attributes(attributes: der.Element) -> Dict[str, der.Element]:
+    """The one value of each of content type, message digest and signing time present."""
+    values: Dict[str, der.Element] = {}
+    for attribute in der.children(attributes, "PKCS#7 signed attributes"):
+        kind, value_set = der.sequence(attribute, "PKCS#7 signed attribute", 2, 2)
+        name = der.oid(kind, "PKCS#7 signed attribute")
+        found = der.sequence(value_set, "PKCS#7 signed attribute", 0, 64, der.SET)
+        if name not in _UNIQUE_ATTRIBUTES:
+            continue
+        # RFC 5652 11.1-11.3: each of these once, with one value, else two readers may see two digests
+        if name in values or len(found) != 1:
+            raise FormatError(
+                f"the signed attribute {_UNIQUE_ATTRIBUTES[name]} must appear once with one value"
+            )
+        values[name] = found[0]
+    return values
+
+
+def _signer_certificate(sid: der.Element, certificates: List[Certificate]) -> Certificate:
+    if sid.tag == der.SEQUENCE:
+        issuer, serial = der.sequence(sid, "PKCS#7 signer identifier", 2, 2)
+        serial_number = der.integer(serial, "PKCS#7 signer serial number")
         for certificate in certificates:
-            if (
-                _same_name(certificate.issuer, wanted["issuer"])
-                and certificate.serial_number == wanted["serial_number"].native
-            ):
+            if certificate.issuer == issuer.der and certificate.serial_number == serial_number:
                 return certificate
-    elif sid.name == "subject_key_identifier":
+    elif sid.tag == der.context(0, constructed=False):
         for certificate in certificates:
-            if certificate.key_identifier == sid.chosen.native:
+            if certificate.key_identifier is not None and hmac.compare_digest(
+                certificate.key_identifier, sid.value
+            ):
                 return certificate
     raise FormatError("the signer's certificate is not in the PKCS#7")
 
 
-def _check_signature(
-    issuer: Any, algorithm: Any, hash_name: str, signature: bytes, signed: bytes, failure: str
-) -> None:
-    """`signature` over `signed` by `issuer`'s key; `algorithm` is an asn1crypto SignedDigestAlgorithm
-    (RSA PKCS#1 v1.5, RSA-PSS or ECDSA), `hash_name` the digest it uses."""
-    if hash_name not in _HASHES:
-        raise FormatError(f"{failure}: hash {hash_name} is not accepted")
-    kind = algorithm.signature_algo
-    try:
-        key = load_der_public_key(issuer["tbs_certificate"]["subject_public_key_info"].dump())
-        hash_algorithm = _HASHES[hash_name]()
-        if isinstance(key, rsa.RSAPublicKey) and kind == "rsassa_pkcs1v15":
-            key.verify(signature, signed, padding.PKCS1v15(), hash_algorithm)
-        elif isinstance(key, rsa.RSAPublicKey) and kind == "rsassa_pss":
-            key.verify(signature, signed, _pss(algorithm["parameters"], failure), hash_algorithm)
-        elif isinstance(key, ec.EllipticCurvePublicKey) and kind == "ecdsa":
-            key.verify(signature, signed, ec.ECDSA(hash_algorithm))
-        else:
-            raise FormatError(f"{failure}: signature algorithm {kind} with a {type(key).__name__}")
-    except (InvalidSignature, UnsupportedAlgorithm, ValueError):
-        raise FormatError(failure) from None
-
-
-def _pss(parameters: Any, failure: str) -> padding.PSS:
-    mask = parameters["mask_gen_algorithm"]
-    mask_hash = mask["parameters"]["algorithm"].native
-    if mask["algorithm"].native != "mgf1" or mask_hash not in _HASHES:
-        raise FormatError(f"{failure}: RSA-PSS with mask {mask['algorithm'].native} {mask_hash}")
-    return padding.PSS(mgf=padding.MGF1(_HASHES[mask_hash]()), salt_length=parameters["salt_length"].native)
-
-
-def _check_usage(certificate: Any, leaf: bool) -> None:
-    name = _name(certificate)
-    usage = certificate.key_usage_value
-    usages = set(usage.native) if usage is not None else None
+def _check_usage(certificate: Certificate, leaf: bool) -> None:
+    usages = certificate.key_usage
     if leaf:
-        if usages is not None and "digital_signature" not in usages:
-            raise FormatError(f"certificate {name!r} may not sign (key usage)")
-        extended = certificate.extended_key_usage_value
+        if usages is not None and DIGITAL_SIGNATURE not in usages:
+            raise FormatError(f"certificate {certificate.name!r} may not sign (key usage)")
+        extended = certificate.extended_key_usage
         # OpenSSL's PKCS7_verify checks the S/MIME signing purpose; ClamAV's certificates say codeSigning too
-        if extended is not None and not {"code_signing", "email_protection"} & set(extended.native):
-            raise FormatError(f"certificate {name!r} is not for code signing (extended key usage)")
+        if extended is not None and not {CODE_SIGNING, EMAIL_PROTECTION} & extended:
+            raise FormatError(
+                f"certificate {certificate.name!r} is not for code signing (extended key usage)"
+            )
         return
     if not certificate.ca:
-        raise FormatError(f"certificate {name!r} is not a CA, yet it issued a certificate of the chain")
-    if usages is not None and "key_cert_sign" not in usages:
-        raise FormatError(f"certificate {name!r} may not sign certificates (key usage)")
+        raise FormatError(
+            f"certificate {certificate.name!r} is not a CA, yet it issued a certificate of the chain"
+        )
+    if usages is not None and KEY_CERT_SIGN not in usages:
+        raise FormatError(f"certificate {certificate.name!r} may not sign certificates (key usage)")
 
 
-def _check_validity(certificate: Any, at: dt.datetime) -> None:
-    validity = certificate["tbs_certificate"]["validity"]
-    start, end = validity["not_before"].native, validity["not_after"].native
+def _check_validity(certificate: Certificate, at: dt.datetime) -> None:
+    start, end = certificate.not_before, certificate.not_after
     if not start <= at <= end:
         raise FormatError(
-            f"certificate {_name(certificate)!r} is valid {start:%Y-%m-%d} to {end:%Y-%m-%d}, "
+            f"certificate {certificate.name!r} is valid {start:%Y-%m-%d} to {end:%Y-%m-%d}, "
             f"not at the signing time {at:%Y-%m-%d}"
         )
 
 
-def _chain_to_root(signer: Any, certificates: list[Any], roots: Sequence[Any], at: dt.datetime) -> None:
+def _chain_to_root(
+    signer: Certificate, certificates: List[Certificate], roots: Sequence[Certificate], at: dt.datetime
+) -> None:
     certificate = signer
     for _depth in range(MAX_CHAIN):
         _check_validity(certificate, at)
         for root in roots:
-            if _same_name(root.subject, certificate.issuer) and _issued_by(certificate, root):
+            if root.subject == certificate.issuer and _issued_by(certificate, root):
                 _check_validity(root, at)
                 return
-        issuers = [
-            c for c in certificates if _same_name(c.subject, certificate.issuer) and c is not certificate
-        ]
-        issuer = next((c for c in issuers if _issued_by(certificate, c)), None)
+        issuer: Optional[Certificate] = None
+        for candidate in certificates:
+            same_name = candidate.subject == certificate.issuer and candidate is not certificate
+            if same_name and _issued_by(certificate, candidate):
+                issuer = candidate
+                break
         if issuer is None:
             raise FormatError(
-                f"certificate {_name(certificate)!r} does not chain to a pinned ClamAV root "
-                f"(issuer {_name_of(certificate.issuer)!r})"
+                f"certificate {certificate.name!r} does not chain to a pinned ClamAV root "
+                f"(issuer {name_text(certificate.issuer)!r})"
             )
         _check_usage(issuer, leaf=False)
         certificate = issuer
     raise FormatError(f"certificate chain longer than {MAX_CHAIN}")
 
 
-def _same_name(one: Any, other: Any) -> bool:
-    return _names_equal(one.dump(), other.dump())
-
-
-@functools.lru_cache(maxsize=256)
-def _names_equal(one: bytes, other: bytes) -> bool:
-    # X.520 comparison (asn1crypto's __eq__: string preparation of every attribute) only when the bytes differ
-    return one == other or bool(x509.Name.load(one) == x509.Name.load(other))
-
-
-def _issued_by(certificate: Any, issuer: Any) -> bool:
-    return _signature_checks(certificate.dump(), issuer.dump())
+def _issued_by(certificate: Certificate, issuer: Certificate) -> bool:
+    return _signature_checks(certificate.der, issuer.der)
 
 
 @functools.lru_cache(maxsize=64)
 def _signature_checks(certificate_der: bytes, issuer_der: bytes) -> bool:
-    certificate, issuer = _loaded_certificate(certificate_der), _loaded_certificate(issuer_der)
-    algorithm = certificate["signature_algorithm"]
-    try:
-        _check_signature(
-            issuer,
-            algorithm,
-            algorithm.hash_algo,
-            certificate["signature_value"].native,
-            certificate["tbs_certificate"].dump(),
-            "",
-        )
-    except FormatError:
+    certificate, issuer = _certificate(certificate_der), _certificate(issuer_der)
+    used = certificate.signature_algorithm
+    # an algorithm not accepted, or rsaEncryption alone (it names no hash): not a certificate signature
+    if used is None or used.hash_name is None:
         return False
-    return True
-
-
-def _name(certificate: Any) -> str:
-    return _name_of(certificate.subject)
-
-
-def _name_of(name: Any) -> str:
-    return str(name.native.get("common_name") or name.human_friendly)
+    return signature_ok(issuer.key, used, used.hash_name, certificate.signature, certificate.signed)

@@ -3,8 +3,10 @@
 Host side too: standard library only, Python 3.6-clean.
 """
 
+import binascii
 import hashlib
 import hmac
+import re
 from typing import Optional
 
 # The public key that signs the MD5 of every CVD body: CLI_NSTR / CLI_ESTR in libclamav/dsig.c.
@@ -30,7 +32,10 @@ _CDIFF_EXPONENT = 100002053
 
 # ClamAV's own base-64 digits (libclamav/dsig.c, cli_ndecode): lowercase first, unlike RFC 4648.
 _DSIG_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"
-_DSIG_DIGIT = {char: value for value, char in enumerate(_DSIG_ALPHABET)}
+_DSIG_TEXT = re.compile(r"[a-zA-Z0-9+/]*")
+# each ClamAV digit as the RFC 4648 digit of the same value, so that binascii decodes a dsig in C
+_RFC4648_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_TO_RFC4648 = str.maketrans(_DSIG_ALPHABET, _RFC4648_ALPHABET)
 
 # A CVD dsig sits inside the 512-byte header, so it can never be longer; the key is 1024 bits, so real
 # ones are 171 characters (1024 / 6 rounded up). A CDIFF dsig is at most SIG_SIZE = 350 characters
@@ -50,19 +55,18 @@ _PSS_SALT = 32
 
 def dsig_alphabet_ok(dsig: str) -> bool:
     """True when every character of `dsig` is one of ClamAV's 64 signature digits."""
-    return all(char in _DSIG_DIGIT for char in dsig)
+    return _DSIG_TEXT.fullmatch(dsig) is not None
 
 
 def _dsig_number(dsig: str) -> Optional[int]:
     # cli_decodesig (libclamav/dsig.c) adds digit << (6 * i) for character i: the first character holds
-    # the lowest six bits, so the text is a little-endian number.
-    number = 0
-    for position, char in enumerate(dsig):
-        digit = _DSIG_DIGIT.get(char)
-        if digit is None:
-            return None
-        number |= digit << (6 * position)
-    return number
+    # the lowest six bits, so the text is a little-endian number. Reversed it is big-endian base 64,
+    # which binascii decodes (zero digits in front make whole groups of four).
+    if not dsig_alphabet_ok(dsig):
+        return None
+    big_endian = dsig[::-1].translate(_TO_RFC4648)
+    padded = "A" * (-len(big_endian) % 4) + big_endian
+    return int.from_bytes(binascii.a2b_base64(padded), "big")
 
 
 def _rsa_open(dsig: str, max_length: int, modulus: int, exponent: int, size: int) -> Optional[bytes]:

@@ -88,7 +88,7 @@ def learn_versions(ctx: SyncContext) -> UpstreamVersions:
     record: VersionRecord | None = None
     if config.dns_resolve:
         try:
-            from pum.net.dns import lookup_txt  # dnspython only when DNS is asked
+            from pum.net.dns import lookup_txt  # sockets only when DNS is asked
 
             text = lookup_txt(config.dns_record, config.nameservers, config.connect_timeout)
             record = _parse_record(text, f"DNS TXT {config.dns_record}")
@@ -221,18 +221,18 @@ def fetch_cdiffs(ctx: SyncContext, transport: Transport, db: str, old: int | Non
     lowest = max((old or 0) + 1, current - limit + 1, 1)
     oldest_kept = time.time() - config.retention_period * 86400
     numbers = [n for n in range(current, lowest - 1, -1) if not staging.has(f"{db}-{n}.cdiff")]
-    # `max_parallel` patches and their `.sign` at once, in windows from the newest down: a gap still stops
-    # the walk within one window, and each patch is checked and staged in the walk's order
-    window = config.max_parallel
-    for start in range(0, len(numbers), window):
-        batch = numbers[start : start + window]
-        jobs = [
-            functools.partial(_download_kept_job, ctx, f"{db}-{number}.cdiff{suffix}", None)
-            for number in batch
-            for suffix in ("", ".sign")
-        ]
-        results = iter(fetch_in_parallel(ctx, transport, jobs))
-        for number, fetched, sign in zip(batch, results, results, strict=True):
+    # every patch and its `.sign` asked for in one stream from the newest down, `max_parallel` at a time
+    # (fetch_in_parallel's sliding window): each is checked and staged in the walk's order as it arrives,
+    # while the next ones download, so the checks' CPU overlaps the network; a gap stops the walk with
+    # at most the window in flight, and what was not yet asked for is never asked
+    jobs = [
+        functools.partial(_download_kept_job, ctx, f"{db}-{number}.cdiff{suffix}", None)
+        for number in numbers
+        for suffix in ("", ".sign")
+    ]
+    results = fetch_in_parallel(ctx, transport, jobs)
+    try:
+        for number, fetched, sign in zip(numbers, results, results, strict=True):
             name = f"{db}-{number}.cdiff"
             if fetched is None:
                 if old is not None:
@@ -246,6 +246,10 @@ def fetch_cdiffs(ctx: SyncContext, transport: Transport, db: str, old: int | Non
                 _stage_sign(ctx, f"{name}.sign", sign)
             if old is None and staging.records[name].mtime < oldest_kept:
                 return  # older patches are past retention_period too
+    finally:
+        close = getattr(results, "close", None)  # a generator: cancels the downloads not yet started
+        if close is not None:
+            close()
     if lowest > (old or 0) + 1:
         what = "max_cdiffs" if old is not None else "initial_cdiffs"
         ctx.log.line(

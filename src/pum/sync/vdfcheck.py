@@ -45,7 +45,7 @@ _CHUNK = 1 << 20
 def pinned_roots(trust_test_root: bool) -> tuple[Any, ...]:
     """ClamAV's production root, and its TEST root (which signed the test databases) when configured."""
     names = (PRODUCTION_ROOT, TEST_ROOT) if trust_test_root else (PRODUCTION_ROOT,)
-    # imported here: cryptography and asn1crypto cost start-up time a run with nothing new never needs
+    # imported here: a run with nothing new never needs the PKCS#7 verifier
     from pum.formats.pkcs7 import load_root
 
     return tuple(load_root((TRUST_ROOTS / name).read_bytes()) for name in names)
@@ -116,7 +116,7 @@ def check_sign(data: bytes, relpath: str, tree: Path, roots: tuple[Any, ...]) ->
         lines = parse_sign_file(data)
     except FormatError as error:
         raise FormatError(f"{relpath}: {error}") from None
-    from pum.formats.pkcs7 import verify_detached  # here: cryptography only when a .sign is checked
+    from pum.formats.pkcs7 import verify_detached  # here: only when a .sign is checked
 
     for line in lines:
         try:
