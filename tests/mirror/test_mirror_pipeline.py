@@ -9,6 +9,7 @@ import json
 import os
 import random
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,9 @@ from types import SimpleNamespace
 from urllib.parse import unquote
 
 import pytest
+import trustme
 from serve.backends import Apache, Nginx, PumServe, world_readable_dir
+from upstream import Upstream
 
 from mirror.conftest import publish_files
 from pum.errors import ExitStatus
@@ -70,6 +73,44 @@ def test_small_files_are_copied_pipelined_from_each_web_server(backend, sub, pum
     )
 
 
+def test_an_https_upper_is_pipelined_inside_tls(raw_upper, sub, pum, tmp_path):
+    files = small_files(80)
+    _raw, base = raw_upper(files)
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    upper = Upstream(base / "www", tls=context).start()
+    try:
+        copy = sub("sub", upper.address, update_protocol="https", ca_bundle=tmp_path / "ca.pem")
+        result = pum("--config", copy.conf, "run")
+    finally:
+        upper.stop()
+    assert result.code == 0, result
+    assert copied(copy) == files
+    assert not [line for line in copy.log.splitlines() if line.startswith("download ")]
+
+
+def test_through_a_proxy_small_files_go_one_request_at_a_time(raw_upper, sub, pum, squid):
+    # a proxy may take pipelined requests one at a time, or not at all: the ordinary path, through Squid
+    files = small_files(20)
+    _raw, base = raw_upper(files)
+    upper = Upstream(base / "www").start()
+    port = squid(user="pumuser", password="s3cret#pass")
+    try:
+        copy = sub(
+            "sub", upper.address, proxy_host="127.0.0.1", proxy_port=port, proxy_user="pumuser",
+            proxy_passwd="s3cret#pass",
+        )  # fmt: skip
+        result = pum("--config", copy.conf, "run")
+    finally:
+        upper.stop()
+    assert result.code == 0, result
+    assert copied(copy) == files
+    assert len([line for line in copy.log.splitlines() if line.startswith("download ")]) == len(files)
+    assert all("Via" in r.headers or "via" in r.headers for r in upper.requests)
+
+
 class RawUpstream:
     """A loopback server over a directory speaking just enough HTTP/1.1, one thread a connection, with
     what a real server never does: `answers[path]` raw bytes sent instead of the file (then the
@@ -81,6 +122,7 @@ class RawUpstream:
         self.root = root
         self.answers: dict[str, bytes] = {}
         self.swap = False
+        self.close_after = 0  # answers on a connection before it is closed without a word (0: never)
         self.requests: list[str] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.05)
@@ -110,9 +152,9 @@ class RawUpstream:
             threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
 
     def _serve(self, connection: socket.socket) -> None:
-        buffer = b""
+        buffer, answered = b"", 0
         try:
-            while not self.stopping.is_set():
+            while not self.stopping.is_set() and not (self.close_after and answered >= self.close_after):
                 pending: list[str] = []
                 for _wanted in range(2 if self.swap else 1):
                     connection.settimeout(0.2 if pending else 10)
@@ -136,6 +178,7 @@ class RawUpstream:
                         connection.sendall(self.answers[path])
                         return
                     connection.sendall(self._file(path))
+                    answered += 1
         except OSError:
             return
         finally:
@@ -166,14 +209,26 @@ def raw_upper() -> Iterator[Callable[[dict[str, bytes]], tuple[RawUpstream, Path
 
 
 def test_answers_out_of_order_are_refused_and_each_file_fetched_again(raw_upper, sub, pum):
-    files = {f"f{n}.bin": os.urandom(100 + n) for n in range(6)}
+    # pairs of the same size: each answer has the length the manifest gives, only its sha256 tells
+    files = {f"f{n}.bin": os.urandom(100 + n // 2) for n in range(6)}
     upper, _base = raw_upper(files)
     upper.swap = True
     copy = sub("sub", upper.address)
     result = pum("--config", copy.conf, "run")
     assert result.code == 0, result
     assert copied(copy) == files  # no file published with another file's bytes
-    assert "pipelined requests stopped" in copy.log
+    assert all(upper.requests.count(path) == 2 for path in files)  # pipelined, then alone
+
+
+def test_a_server_closing_connections_unannounced_mid_window_is_followed(raw_upper, sub, pum):
+    files = small_files(100)
+    upper, _base = raw_upper(files)
+    upper.close_after = 9
+    copy = sub("sub", upper.address)
+    result = pum("--config", copy.conf, "run")
+    assert result.code == 0, result
+    assert copied(copy) == files
+    assert not [line for line in copy.log.splitlines() if line.startswith("download ")]
 
 
 def endless_body() -> bytes:

@@ -283,6 +283,8 @@ def copy_release(ctx: SyncContext, transport: Transport, fetched: Body, manifest
                 wanted.append(relpath)
         wanted, pipelined = _copy_small_files(ctx, transport, wanted, files)
         count += pipelined
+        if not wanted:
+            continue
         from pum.sync.parallel import fetch_in_parallel  # threads: not imported by a 304 run
 
         jobs = _Downloads(partial(_download, ctx, fetched, manifest), wanted, files)
