@@ -270,3 +270,20 @@ def test_a_hostile_answer_among_many_fails_the_run_and_the_last_release_stays(an
     assert pum("--config", copy.conf, "run").code == 0
     assert copied(copy) == {**files, **changed}
     assert json.loads((copy.docroot / ".pum" / "manifest.json").read_text())["serial"] == served + 1
+
+
+def test_pipelined_answers_are_held_to_max_rate(raw_upper, sub, pum, monkeypatch):
+    """The cap's clock driven by the test: every pipelined byte is counted, so the run sleeps at least
+    the files' bytes / max_rate (behaviour, not wall-clock time)."""
+    from pum.net import transport
+
+    files = small_files(150)
+    upper, _base = raw_upper(files)
+    now = [0.0]
+    monkeypatch.setattr(transport, "clock", lambda: now[0])
+    monkeypatch.setattr(transport, "sleep", lambda seconds: now.__setitem__(0, now[0] + seconds))
+    copy = sub("sub", upper.address, max_rate="100K")
+    assert pum("--config", copy.conf, "run").code == 0
+    assert copied(copy) == files
+    least = sum(map(len, files.values())) / (100 << 10)
+    assert least <= now[0] <= least * 1.5  # the manifest and the heads besides

@@ -20,7 +20,6 @@ those copies take the ordinary path. Direct https is pipelined inside its TLS co
 from __future__ import annotations
 
 import socket
-import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -60,11 +59,11 @@ def pipelined(
     """Each path with its body (exactly `size_of(relpath)` bytes, answered 200), in the order given; None:
     fetch that one the ordinary way. From the server the Transport chose (it answered the manifest)."""
     origin = _origin(transport)
-    done, strikes, why = 0, 0, "through a proxy" if origin is None else ""
+    done, strikes, why = 0, 0, ""
     while origin is not None and done < len(relpaths) and strikes < STRIKES:
         try:
             connection = _Connection(transport, *origin)
-        except (OSError, ssl.SSLError) as error:
+        except OSError as error:  # ssl.SSLError too
             why = f"cannot connect ({error})"
             break
         before = done
@@ -78,13 +77,13 @@ def pipelined(
                 continue
             strikes, why = strikes + 1, "the server ended a connection before answering"
         except _Strike as strike:
+            # nothing later on that connection can be trusted to be framed right: a new one
             strikes, why = strikes + 1, str(strike)
             if strike.skip:
                 yield relpaths[done], None
                 done += 1
         finally:
             connection.close()
-        # an unusual answer: nothing later on that connection can be trusted to be framed right
     if done < len(relpaths) and origin is not None:
         transport.log.line(
             f"{transport.chosen}: pipelined requests stopped ({why}); "
