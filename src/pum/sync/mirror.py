@@ -2,10 +2,12 @@
 
 One conditional GET of `/.pum/manifest.json` (If-None-Match / If-Modified-Since): 304 leaves the served
 release as it is. Otherwise each file the upper lists is hard-linked from our release when we hold it
-already, else downloaded (resumable, kept across a killed run), checked against the manifest's sha256 and
-by server mode's rules (sync/vdfcheck.py: VDF names only at the root, each by its own signature, no
-downgrade), and staged with the upper's mtime: the same names,
-mtimes and `dns.txt` as the upper. An upper without a manifest is crawled by its index pages (crawl.py).
+already, else fetched: small files that are no VDF with their requests pipelined (net/pipeline.py),
+checked in memory and written straight into the staging tree; the others downloaded (resumable, kept
+across a killed run). Each is checked against the manifest's sha256 and by server mode's rules
+(sync/vdfcheck.py: VDF names only at the root, each by its own signature, no downgrade), and staged with
+the upper's mtime: the same names, mtimes and `dns.txt` as the upper. An upper without a manifest is
+crawled by its index pages (crawl.py).
 """
 
 from __future__ import annotations
