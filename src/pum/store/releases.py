@@ -386,8 +386,9 @@ class Staging:
         if intact is not None:
             self._put_intact_copy(relpath, intact, record)
             return
-        target = self._target(relpath)
-        os.link(self.current_dir / relpath, target)
+        target = f"{self.dir}/{relpath}"  # strings, not Paths: once a file of a 100,000-file release
+        self._make_parent(target)
+        os.link(f"{self.current_dir}/{relpath}", target)
         self.records[relpath] = record
 
     def _put_intact_copy(self, relpath: str, intact: Path, record: FileRecord) -> None:
@@ -501,9 +502,9 @@ def changes_behind_our_back(tree: Path, files: Mapping[str, FileRecord]) -> list
     is the `Last-Modified` clients compare). Each item reads `<relpath>: <what>`."""
     changes: list[str] = []
     for relpath, record in files.items():
-        path = tree / relpath
+        path = f"{tree}/{relpath}"
         try:
-            info = path.lstat()
+            info = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
             changes.append(f"{relpath}: missing")
             continue
@@ -512,7 +513,7 @@ def changes_behind_our_back(tree: Path, files: Mapping[str, FileRecord]) -> list
         elif info.st_size != record.size:
             changes.append(f"{relpath}: modified (size {info.st_size}, manifest {record.size})")
         elif int(info.st_mtime) != record.mtime:
-            if sha256_file(path) != record.sha256:
+            if sha256_file(Path(path)) != record.sha256:
                 changes.append(f"{relpath}: modified (sha256 differs from the manifest)")
             else:
                 os.utime(path, (record.mtime, record.mtime))
@@ -528,8 +529,9 @@ def foreign_files(tree: Path, files: Mapping[str, FileRecord]) -> list[str]:
     found = []
     for directory, subdirs, names in os.walk(tree):
         links = [name for name in subdirs if os.path.islink(os.path.join(directory, name))]
+        below = os.path.relpath(directory, tree)  # once a directory, not once a file
         for name in sorted(names + links):
-            relpath = os.path.relpath(os.path.join(directory, name), tree)
+            relpath = name if below == "." else f"{below}/{name}"
             if relpath != MANIFEST_PATH and changes_serial(relpath) is None and relpath not in files:
                 found.append(relpath)
     return found
