@@ -123,6 +123,7 @@ class RawUpstream:
         self.answers: dict[str, bytes] = {}
         self.swap = False
         self.close_after = 0  # answers on a connection before it is closed without a word (0: never)
+        self.hold: dict[str, float] = {}  # path -> seconds its first answer is held back
         self.requests: list[str] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.05)
@@ -174,6 +175,8 @@ class RawUpstream:
                     return
                 for path in reversed(pending):
                     self.requests.append(path)
+                    if path in self.hold:
+                        self.stopping.wait(self.hold.pop(path))
                     if path in self.answers:
                         connection.sendall(self.answers[path])
                         return
@@ -229,6 +232,18 @@ def test_a_server_closing_connections_unannounced_mid_window_is_followed(raw_upp
     assert result.code == 0, result
     assert copied(copy) == files
     assert not [line for line in copy.log.splitlines() if line.startswith("download ")]
+
+
+def test_a_pipelined_answer_held_past_read_timeout_is_fetched_again_alone(raw_upper, sub, pum):
+    files = small_files(30)
+    upper, _base = raw_upper(files)
+    upper.hold["d1/file-010.bin"] = 3
+    copy = sub("sub", upper.address, read_timeout=1)
+    result = pum("--config", copy.conf, "run")
+    assert result.code == 0, result
+    assert copied(copy) == files
+    assert upper.requests.count("d1/file-010.bin") == 2  # pipelined (given up), then alone
+    assert any(line.startswith("download d1/file-010.bin") for line in copy.log.splitlines())
 
 
 def endless_body() -> bytes:
