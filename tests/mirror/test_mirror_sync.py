@@ -6,7 +6,6 @@ import json
 import os
 import sys
 import threading
-import time
 
 from conftest import free_port
 from upstream import TESTDATA
@@ -228,19 +227,17 @@ def test_same_content_under_a_new_mtime_is_copied_locally_not_fetched(tmp_path, 
 
 def test_upper_publishing_during_the_copy_is_followed_not_refused(tmp_path, sub, static, pum):
     # x.bin comes slowly; meanwhile the upper publishes y.bin anew: the sub sees a y.bin unlike its
-    # manifest, reads the manifest again, and copies the newer release instead of refusing (one download
-    # at a time: in parallel, y.bin would come before the upper publishes, a consistent copy of release 1)
+    # manifest, reads the manifest again, and copies the newer release instead of refusing (one connection:
+    # y.bin is answered after x.bin, pipelined or not; in parallel, y.bin would come before the upper
+    # publishes, a consistent copy of release 1)
     base = tmp_path / "upper"
     upper_root = publish_files(base, {"x.bin": b"x" * 1000, "y.bin": b"old" * 100})
     upper = static(upper_root)
     copy = sub("sub", upper.address, max_parallel=1)
     held = upper.fault("x.bin", slow=30, times=1)
-    started = copy.data / "downloads" / "x.bin.part"  # the answer's head arrived, its body is held back
 
     def publish_while_x_is_coming() -> None:
-        deadline = time.monotonic() + 20
-        while not started.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        upper.wait_for_start("x.bin", faulted=True, timeout=20)
         publish_files(base, {"y.bin": b"new" * 100})
         held.released.set()
 

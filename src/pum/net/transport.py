@@ -173,6 +173,10 @@ class Transport:
             )
         return self._http
 
+    def tls_context(self) -> ssl.SSLContext:
+        """The TLS settings of this Transport's connections (net/pipeline.py opens its own)."""
+        return self._client.tls
+
     def close(self) -> None:
         if self._http is not None:
             self._http.close()

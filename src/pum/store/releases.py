@@ -368,6 +368,10 @@ class Staging:
         self.source = ""
         # `pum repair`: intact copies of served files changed behind PUM's back, taken instead of a link
         self.intact_copies: dict[str, Path] = {}
+        self._made: set[str] = set()  # directories made in the tree: a mkdir once each, not once a file
+        umask = os.umask(0o022)
+        os.umask(umask)
+        self._umask_hides_reading = bool(umask & 0o444)
 
     def start_from_current(self) -> None:
         """Server mode starts from everything served now; unchanged files cost a hard link each. The
@@ -385,8 +389,9 @@ class Staging:
         if intact is not None:
             self._put_intact_copy(relpath, intact, record)
             return
-        target = self._target(relpath)
-        os.link(self.current_dir / relpath, target)
+        target = f"{self.dir}/{relpath}"  # strings, not Paths: once a file of a 100,000-file release
+        self._make_parent(target)
+        os.link(f"{self.current_dir}/{relpath}", target)
         self.records[relpath] = record
 
     def _put_intact_copy(self, relpath: str, intact: Path, record: FileRecord) -> None:
@@ -428,6 +433,33 @@ class Staging:
         record = FileRecord(size=stat.st_size, sha256=sha256 or sha256_file(target), mtime=int(stat.st_mtime))
         self.records[relpath] = known if known == record else record
 
+    def put_verified_bytes(self, relpath: str, data: bytes, record: FileRecord) -> None:
+        """A small file whose bytes the caller checked against `record` (size and sha256), written straight
+        into the tree under its name: one open, write, date and close; no download area, no rename, no
+        Path (a first copy of 100,000 small files pays this per file). Durable at publish (syncfs)."""
+        path = f"{self.dir}/{relpath}"
+        self._make_parent(path)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags, 0o444)
+        except FileExistsError:  # put before in this tree (a source replacing another's file)
+            os.unlink(path)
+            fd = os.open(path, flags, 0o444)
+        try:
+            view = memoryview(data)
+            while view:  # each write moves at least one byte, or raises
+                view = view[os.write(fd, view) :]
+            if self._umask_hides_reading:
+                os.fchmod(fd, 0o444)
+            os.utime(fd, (record.mtime, record.mtime))
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        os.close(fd)
+        self.fresh.append(relpath)
+        self.records[relpath] = record
+
     def write_bytes(self, relpath: str, data: bytes, *, mtime: float | None = None) -> None:
         tmp = self.dir.parent / ".write.tmp"
         tmp.write_bytes(data)
@@ -435,6 +467,7 @@ class Staging:
 
     def remove(self, relpath: str) -> None:
         self.records.pop(relpath, None)
+        self._made.clear()  # a source may remove the directory left empty (products.py)
         (self.dir / relpath).unlink(missing_ok=True)
 
     def path_of(self, relpath: str) -> Path:
@@ -456,8 +489,14 @@ class Staging:
 
     def _target(self, relpath: str) -> Path:
         target = self.dir / relpath
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._make_parent(str(target))
         return target
+
+    def _make_parent(self, path: str) -> None:
+        parent = path.rpartition("/")[0]
+        if parent not in self._made:
+            os.makedirs(parent, exist_ok=True)
+            self._made.add(parent)
 
 
 def changes_behind_our_back(tree: Path, files: Mapping[str, FileRecord]) -> list[str]:
@@ -466,9 +505,9 @@ def changes_behind_our_back(tree: Path, files: Mapping[str, FileRecord]) -> list
     is the `Last-Modified` clients compare). Each item reads `<relpath>: <what>`."""
     changes: list[str] = []
     for relpath, record in files.items():
-        path = tree / relpath
+        path = f"{tree}/{relpath}"
         try:
-            info = path.lstat()
+            info = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
             changes.append(f"{relpath}: missing")
             continue
@@ -477,7 +516,7 @@ def changes_behind_our_back(tree: Path, files: Mapping[str, FileRecord]) -> list
         elif info.st_size != record.size:
             changes.append(f"{relpath}: modified (size {info.st_size}, manifest {record.size})")
         elif int(info.st_mtime) != record.mtime:
-            if sha256_file(path) != record.sha256:
+            if sha256_file(Path(path)) != record.sha256:
                 changes.append(f"{relpath}: modified (sha256 differs from the manifest)")
             else:
                 os.utime(path, (record.mtime, record.mtime))
@@ -493,8 +532,9 @@ def foreign_files(tree: Path, files: Mapping[str, FileRecord]) -> list[str]:
     found = []
     for directory, subdirs, names in os.walk(tree):
         links = [name for name in subdirs if os.path.islink(os.path.join(directory, name))]
+        below = os.path.relpath(directory, tree)  # once a directory, not once a file
         for name in sorted(names + links):
-            relpath = os.path.relpath(os.path.join(directory, name), tree)
+            relpath = name if below == "." else f"{below}/{name}"
             if relpath != MANIFEST_PATH and changes_serial(relpath) is None and relpath not in files:
                 found.append(relpath)
     return found

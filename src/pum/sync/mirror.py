@@ -2,15 +2,18 @@
 
 One conditional GET of `/.pum/manifest.json` (If-None-Match / If-Modified-Since): 304 leaves the served
 release as it is. Otherwise each file the upper lists is hard-linked from our release when we hold it
-already, else downloaded (resumable, kept across a killed run), checked against the manifest's sha256 and
-by server mode's rules (sync/vdfcheck.py: VDF names only at the root, each by its own signature, no
-downgrade), and staged with the upper's mtime: the same names,
-mtimes and `dns.txt` as the upper. An upper without a manifest is crawled by its index pages (crawl.py).
+already, else fetched: small files that are no VDF with their requests pipelined (net/pipeline.py),
+checked in memory and written straight into the staging tree; the others downloaded (resumable, kept
+across a killed run). Each is checked against the manifest's sha256 and by server mode's rules
+(sync/vdfcheck.py: VDF names only at the root, each by its own signature, no downgrade), and staged with
+the upper's mtime: the same names, mtimes and `dns.txt` as the upper. An upper without a manifest is
+crawled by its index pages (crawl.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import shutil
 import time
@@ -280,6 +283,10 @@ def copy_release(ctx: SyncContext, transport: Transport, fetched: Body, manifest
                 carried.append(relpath)
             else:
                 wanted.append(relpath)
+        wanted, pipelined = _copy_small_files(ctx, transport, wanted, files)
+        count += pipelined
+        if not wanted:
+            continue
         from pum.sync.parallel import fetch_in_parallel  # threads: not imported by a 304 run
 
         jobs = _Downloads(partial(_download, ctx, fetched, manifest), wanted, files)
@@ -293,6 +300,33 @@ def copy_release(ctx: SyncContext, transport: Transport, fetched: Body, manifest
             count += 1
     recheck_carried_signs(ctx, carried, lambda relpath: transport.url_for(fetched.server, url_path(relpath)))
     log.line(f"files checked {len(files)}, fetched {count}, bytes {ctx.bytes_received - received}")
+
+
+def _copy_small_files(
+    ctx: SyncContext, transport: Transport, wanted: list[str], files: Mapping[str, FileRecord]
+) -> tuple[list[str], int]:
+    """The small files of `wanted` that are no VDF, their requests pipelined (net/pipeline.py), each
+    checked in memory against its record (size and sha256) and written straight into the staging tree.
+    Returns the files left to fetch the ordinary way (large, VDF, or not taken pipelined: an unusual
+    answer, or bytes that are not the manifest's, which the ordinary path fetches again and refuses with
+    its URL if they still differ) and how many were staged."""
+    from pum.net.pipeline import SMALL_FILE, pipelined
+    from pum.sync.vdfcheck import is_vdf_name
+
+    small = [p for p in wanted if files[p].size <= SMALL_FILE and not is_vdf_name(p)]
+    if len(small) < 2:  # one request gains nothing from a pipeline
+        return wanted, 0
+    taken = set(small)
+    ordinary = [p for p in wanted if p not in taken]
+    staging, staged = ctx.staging, 0
+    for relpath, body in pipelined(transport, small, lambda relpath: files[relpath].size):
+        record = files[relpath]
+        if body is None or hashlib.sha256(body).hexdigest() != record.sha256:
+            ordinary.append(relpath)
+            continue
+        staging.put_verified_bytes(relpath, body, record)
+        staged += 1
+    return ordinary, staged
 
 
 class _ByContent:
