@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import select
 import shutil
 import signal
@@ -48,25 +49,46 @@ def require_program(name: str) -> str:
     return path
 
 
+def _ports_below_the_ephemeral_range() -> range:
+    """Ports the kernel never hands out by itself (bind to port 0, a connection's local port): a port
+    drawn here and bound a moment later by a program under test cannot meanwhile be taken by a server
+    that asked for any port, in this process or another."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(max(1024, low - 12000), max(2048, low))
+
+
+_DRAWS = random.Random()
+
+
 def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
+    return _free_port_for((kind,), host)
 
 
 def free_udp_and_tcp_port(host: str = "127.0.0.1") -> int:
     """A port free for both UDP and TCP at once: a DNS server (dnsmasq) binds both on its one port."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((host, 0))
-            port = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((host, port))
-                except OSError:
-                    continue  # taken for TCP: draw another
-                return port
-    raise RuntimeError(f"no port free for both UDP and TCP on {host} in 100 draws")
+    return _free_port_for((socket.SOCK_DGRAM, socket.SOCK_STREAM), host)
+
+
+def _free_port_for(kinds: tuple[int, ...], host: str) -> int:
+    ports = _ports_below_the_ephemeral_range()
+    for _ in range(200):
+        port = _DRAWS.choice(ports)
+        probes = []
+        try:
+            for kind in kinds:
+                probe = socket.socket(socket.AF_INET, kind)
+                probes.append(probe)
+                probe.bind((host, port))
+            return port
+        except OSError:
+            continue  # taken: draw another
+        finally:
+            for probe in probes:
+                probe.close()
+    raise RuntimeError(f"no free port on {host} in 200 draws from {ports.start}-{ports.stop - 1}")
 
 
 def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 60.0) -> None:
@@ -261,14 +283,19 @@ def running_pum_serve(conf: Path, port: int, host: str = "127.0.0.1") -> Iterato
         stop_process(process)
 
 
-def wait_for_start_line(process: subprocess.Popen, port_text: str, prefix: str, timeout: float = 60) -> None:
-    """Wait for the program's first stdout line, `prefix...port_text...`; the rest of stdout is drained."""
+def wait_for_start_line(
+    process: subprocess.Popen, port_text: str, prefix: str, drain: bool = True, timeout: float = 60
+) -> str:
+    """The program's first stdout line, `prefix...port_text...`, once written (else RuntimeError); with
+    `drain`, the rest of stdout is read away in a thread."""
     assert process.stdout is not None
     ready, _, _ = select.select([process.stdout], [], [], timeout)
     line = process.stdout.readline(4096).decode(errors="replace") if ready else ""
     if not (line.startswith(prefix) and port_text in line):
         raise RuntimeError(f"no start line on {port_text} within {timeout:.0f} s: {line.strip()!r}")
-    threading.Thread(target=process.stdout.read, daemon=True).start()
+    if drain:
+        threading.Thread(target=process.stdout.read, daemon=True).start()
+    return line
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-from conftest import free_port, require_program, stop_process, wait_for_port
+from conftest import free_port, require_program, stop_process, wait_for_port, wait_for_start_line
 
 from pum.deploy.web import write_web_config
 
@@ -63,6 +63,9 @@ def world_readable_dir(prefix: str) -> Path:
 class Backend:
     name = ""
     stop_signal = signal.SIGTERM
+    # the first stdout line of a server that says where it listens: waited for, so that a port another
+    # server took meanwhile (free_port() is only a probe) is not mistaken for this one's
+    start_line = ""
 
     def __init__(self, tree: ReleaseTree, workdir: Path) -> None:
         self.tree = tree
@@ -71,6 +74,7 @@ class Backend:
         self.url = f"http://127.0.0.1:{self.port}"
         self.access_log = workdir / "access.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.first_line = ""
 
     def log_entries(self) -> list[LogEntry]:
         try:
@@ -92,6 +96,10 @@ class Backend:
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=preexec_fn
         )
         try:
+            if self.start_line:
+                self.first_line = wait_for_start_line(
+                    self.process, f":{self.port}/", self.start_line, drain=False
+                )
             wait_for_port(self.port)
         except RuntimeError:
             self.stop()
@@ -109,7 +117,7 @@ class Backend:
     def output(self) -> str:
         """What the stopped server wrote on stdout and stderr."""
         assert self.process is not None and self.process.poll() is not None and self.process.stdout
-        return self.process.stdout.read().decode(errors="replace")
+        return self.first_line + self.process.stdout.read().decode(errors="replace")
 
     def __repr__(self) -> str:
         return self.name
@@ -130,6 +138,7 @@ run_server(Config(**values))
 
 class PumServe(Backend):
     name = "pum"
+    start_line = "pum serve: listening on "
 
     def __init__(
         self,
