@@ -24,3 +24,18 @@ def test_a_run_the_upper_answers_304_imports_nothing_it_does_not_use(upstream_tr
     modules = modules_of_a_run("--config", copy.conf, "run")
     assert "not modified (304)" in copy.log.splitlines()[-3]
     assert sorted(NOT_FOR_A_304 & modules) == []
+
+
+NOT_FOR_A_PLAIN_COPY = {
+    "click",  # a plain `pum run` is read by pum.cli itself
+    "pum.commands",
+}
+
+
+def test_a_first_copy_over_plain_http_imports_nothing_it_does_not_use(upstream_tree, main, sub, static, pum):
+    upstream_tree.publish(3)
+    assert pum("--config", main.conf, "run").code == 0
+    copy = sub("sub", static(main).address)
+    modules = modules_of_a_run("--config", copy.conf, "run")
+    assert copy.serial() == 1
+    assert sorted(NOT_FOR_A_PLAIN_COPY & modules) == []

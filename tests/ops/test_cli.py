@@ -66,3 +66,51 @@ def test_config_check_says_a_pum_conf_saved_by_notepad_was_read_with_its_bom(pum
     result = pum("config", "check", "--config", conf)
     assert result.code == 0, result
     assert f"{conf.resolve()}: read as utf-8 with BOM, not plain UTF-8" in result.out
+
+
+@pytest.mark.parametrize(
+    ("args", "verbose", "allow_downgrade"),
+    [
+        (["run"], False, False),
+        (["--config", "p.conf", "run"], False, False),
+        (["run", "--config", "p.conf", "-v"], True, False),
+        (["-v", "--debug", "run", "--allow-downgrade"], True, True),
+        (["--config", "run", "run"], False, False),  # pum.conf named "run", as click reads it
+    ],
+)
+def test_a_plain_run_is_read_without_click(args, verbose, allow_downgrade):
+    from pum.cli import plain_run
+
+    read = plain_run(args)
+    assert read is not None
+    ctx, downgrade = read
+    assert (ctx.verbose, downgrade) == (verbose, allow_downgrade)
+    assert ctx.config_path == ("p.conf" if "p.conf" in args else "run" if args[0] == "--config" else None)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["status"],
+        ["run", "--help"],
+        ["--config=p.conf", "run"],
+        ["--config", "a.conf", "run", "--config", "b.conf"],
+        ["-v", "--verbose", "run"],
+        ["run", "run"],
+        ["--allow-downgrade", "run"],  # a run option before the subcommand: click refuses it
+        ["run", "--config"],
+        ["run", "--allow-downgrades"],
+        ["--version"],
+    ],
+)
+def test_any_other_command_line_is_clicks_to_read(args):
+    from pum.cli import plain_run
+
+    assert plain_run(args) is None
+
+
+def test_a_run_option_before_the_subcommand_is_refused_as_before(pum_conf, pum):
+    result = pum("--config", pum_conf(), "--allow-downgrade", "run")
+    assert result.code == ExitStatus.CONFIG
+    assert "No such option '--allow-downgrade'" in result.err
