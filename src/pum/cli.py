@@ -6,7 +6,7 @@ hour, is read here without click: importing click is ~30 ms, as much as copying 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from pum.errors import ExitStatus, PumError
 
@@ -118,5 +118,35 @@ def main(argv: list[str] | None = None) -> int:
     return int(ExitStatus.OK)
 
 
+def finish(status: int) -> NoReturn:
+    """End the `pum` process with `status`. After a plain `pum run` (cron's and the timer's, every hour)
+    the interpreter's teardown, freeing every module and object one by one (~15 ms after a 1,000-file
+    copy: as long as writing 100 of the files), is skipped once nothing is left for it to do: the output
+    flushed, no other thread, no atexit callback (files are closed by then). Anything else exits as usual."""
+    if plain_run(sys.argv[1:]) is not None and _nothing_left_to_finish():
+        import os
+
+        os._exit(status)
+    sys.exit(status)
+
+
+def _nothing_left_to_finish() -> bool:
+    import atexit
+    import threading
+
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return False
+    callbacks = getattr(atexit, "_ncallbacks", None)  # CPython's count of atexit callbacks
+    return threading.active_count() == 1 and callbacks is not None and callbacks() == 0
+
+
+def entry() -> NoReturn:
+    """The `pum` program (pyproject's console script, `python -m pum`, `python -m pum.cli`)."""
+    finish(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import pum_command
 
 from pum import __version__
 from pum.errors import ExitStatus
@@ -114,3 +115,22 @@ def test_a_run_option_before_the_subcommand_is_refused_as_before(pum_conf, pum):
     result = pum("--config", pum_conf(), "--allow-downgrade", "run")
     assert result.code == ExitStatus.CONFIG
     assert "No such option '--allow-downgrade'" in result.err
+
+
+def test_a_plain_run_process_ends_with_its_output_log_and_status_whole(upstream_tree, upstream, pum_conf):
+    # `python -m pum.cli ... run` skips the interpreter's teardown (pum.cli.finish): nothing may be lost
+    conf = pum_conf()
+    upstream_tree.publish(3)
+    done = subprocess.run(
+        [*pum_command(), "--config", str(conf), "-v", "run"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "release 1 published\n"
+    assert done.stderr.rstrip().endswith("release new vdf (release 1)")
+    log = (conf.parent / "log" / "pum.log").read_text()
+    assert log.rstrip().endswith("release new vdf (release 1)")
+    upstream.stop()
+    command = [sys.executable, "-m", "pum", "--config", str(conf), "run"]
+    failed = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert failed.returncode == ExitStatus.UPSTREAM, failed.stderr
+    assert failed.stderr.startswith("pum: ") and len(failed.stderr.splitlines()) == 1
