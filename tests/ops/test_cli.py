@@ -134,3 +134,14 @@ def test_a_plain_run_process_ends_with_its_output_log_and_status_whole(upstream_
     failed = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert failed.returncode == ExitStatus.UPSTREAM, failed.stderr
     assert failed.stderr.startswith("pum: ") and len(failed.stderr.splitlines()) == 1
+
+
+def test_a_profiled_plain_run_still_writes_its_profile(upstream_tree, upstream, pum_conf, tmp_path):
+    # the early exit after a run (pum.cli.finish) waits for a profiler's (or tracer's, coverage's) results
+    conf = pum_conf()
+    upstream_tree.publish(3)
+    profile = tmp_path / "run.prof"
+    profiled = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "pum.cli", "--config", str(conf)]
+    done = subprocess.run([*profiled, "run"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert profile.stat().st_size > 0
