@@ -38,6 +38,8 @@ NOT_FOR_A_PLAIN_COPY = {
     "pum.formats.tuf_metadata",  # an unsigned upper, a mirror: nothing to sign or check by TUF
     "pum.trust.keys",
     "tuf",
+    "pum.sync.local_content",  # no local content imported (`pum import`): nothing to lay over
+    "pum.store.local_area",
 }
 
 
