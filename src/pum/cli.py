@@ -121,29 +121,33 @@ def main(argv: list[str] | None = None) -> int:
 def finish(status: int) -> NoReturn:
     """End the `pum` process with `status`. After a plain `pum run` (cron's and the timer's, every hour)
     the interpreter's teardown, freeing every module and object one by one (~15 ms after a 1,000-file
-    copy: as long as writing 100 of the files), is skipped once nothing is left for it to do: the output
-    flushed, no other thread, no atexit callback (files are closed by then), no profiler or tracer (whose
-    caller writes its results after the program). Anything else exits as usual."""
-    if plain_run(sys.argv[1:]) is not None and _nothing_left_to_finish():
+    copy: as long as writing 100 of the files), is skipped once nothing but it is left: the atexit
+    callbacks are run here (a site's .pth may register some), the output flushed; no other thread runs,
+    no profiler or tracer waits (its caller writes its results after the program); files are closed by
+    then. Anything else exits as usual."""
+    if plain_run(sys.argv[1:]) is not None and _nothing_left_but_teardown():
         import os
 
         os._exit(status)
     sys.exit(status)
 
 
-def _nothing_left_to_finish() -> bool:
+def _nothing_left_but_teardown() -> bool:
     import atexit
     import threading
 
+    run_callbacks = getattr(atexit, "_run_exitfuncs", None)  # CPython's, what its exit runs first
+    if run_callbacks is None or threading.active_count() != 1:
+        return False
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return False
+    run_callbacks()
     try:
         sys.stdout.flush()
         sys.stderr.flush()
     except (OSError, ValueError):
         return False
-    callbacks = getattr(atexit, "_ncallbacks", None)  # CPython's count of atexit callbacks
-    if sys.getprofile() is not None or sys.gettrace() is not None:
-        return False
-    return threading.active_count() == 1 and callbacks is not None and callbacks() == 0
+    return True
 
 
 def entry() -> NoReturn:

@@ -145,3 +145,14 @@ def test_a_profiled_plain_run_still_writes_its_profile(upstream_tree, upstream, 
     done = subprocess.run([*profiled, "run"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert profile.stat().st_size > 0
+
+
+def test_a_plain_run_process_still_runs_its_atexit_callbacks(upstream_tree, upstream, pum_conf):
+    # a site's .pth (certifi, coverage) may register one: the early exit runs them first
+    conf = pum_conf()
+    upstream_tree.publish(3)
+    program = "import atexit; atexit.register(print, 'atexit ran'); from pum.cli import entry; entry()"
+    command = [sys.executable, "-c", program, "--config", str(conf), "run"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "atexit ran\n"
