@@ -1,7 +1,5 @@
 """`python -m pum`: the `pum` command."""
 
-import sys
+from pum.cli import entry
 
-from pum.cli import main
-
-sys.exit(main())
+entry()

@@ -8,10 +8,11 @@ PUM does not make a new release for it, and every PUM of a version serves the sa
 import hashlib
 import io
 import os
+import re
+import sys
 import time
-import zipfile
 from pathlib import Path
-from typing import Any, List
+from typing import Any, Dict, List, Optional
 
 import pum
 
@@ -44,6 +45,7 @@ from pum.agent.main import main
 sys.exit(main())
 """
 _FIXED_TIME = 315619200  # 1980-01-02, the first date a zip entry can hold (in any time zone)
+_LEVEL = 1
 
 
 def host_side_files(package: Path) -> List[Path]:
@@ -67,10 +69,20 @@ def host_side_sources() -> List[str]:
 def build_client_bytes() -> bytes:
     """proscanup.pyz as bytes: `__main__.py` and the host-side modules under `pum/`, written in memory
     (no copy of the sources to a temporary tree: every release build makes it, ~10 ms instead of ~45)."""
+    return _archive(_entries())
+
+
+def _entries() -> Dict[str, bytes]:
     package = Path(pum.__file__).parent
     entries = {"__main__.py": MAIN.encode()}
     for relative in host_side_files(package):
         entries["pum/" + relative.as_posix()] = (package / relative).read_bytes()
+    return entries
+
+
+def _archive(entries: Dict[str, bytes]) -> bytes:
+    import zipfile  # here: a run whose archive is known (the sources' digest) builds none
+
     directories = {name.rpartition("/")[0] + "/" for name in entries if "/" in name}
     for directory in list(directories):  # and their parents, as zipapp lists them
         while directory.count("/") > 1:
@@ -89,11 +101,24 @@ def build_client_bytes() -> bytes:
                 entry.external_attr = 0o644 << 16
                 entry.compress_type = zipfile.ZIP_DEFLATED
                 # level 1: 5x faster than the default 6 (every publishing run builds it), ~10 KB larger
-                pyz.writestr(entry, entries[name], compresslevel=1)
+                pyz.writestr(entry, entries[name], compresslevel=_LEVEL)
     data = archive.getvalue()
     if len(data) > SIZE_LIMIT:
         raise AssertionError(f"proscanup.pyz is {len(data)} bytes, over the {SIZE_LIMIT} bytes it may be")
     return data
+
+
+def _built_from(entries: Dict[str, bytes]) -> str:
+    """The digest of everything the archive's bytes depend on: the members, this builder's own source, the
+    zip times (local time), the Python and zlib that compress."""
+    import zlib
+
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(repr((time.localtime(_FIXED_TIME)[:6], sys.version, zlib.ZLIB_RUNTIME_VERSION)).encode())
+    for name in sorted(entries):
+        digest.update(b"%d %s %d\n" % (len(name.encode()), name.encode(), len(entries[name])))
+        digest.update(entries[name])
+    return digest.hexdigest()
 
 
 def build_client(dest: Path) -> Path:
@@ -106,19 +131,51 @@ def build_client(dest: Path) -> Path:
     return dest
 
 
-def stage_client(staging: Any) -> None:
+def stage_client(staging: Any, known: Optional[Path] = None) -> None:
     """Put proscanup.pyz into a release being built (a `store.Staging`); its sha256 goes into the
     manifest like every file's. The same archive as the served release's is a hard link to it, so an
-    unchanged PUM makes no new release for it and writes nothing."""
-    data = build_client_bytes()
-    sha256 = hashlib.sha256(data).hexdigest()
-    if staging.has(PYZ_PATH) and staging.records[PYZ_PATH].sha256 == sha256:
-        return
+    unchanged PUM makes no new release for it and writes nothing.
+
+    `known` (a state file) holds the sha256 of the last archive built and the digest of what it was built
+    from: while those are the same, the archive is not built again (~8 ms of every publishing run) when
+    the release has it already or links it from the served one."""
+    entries = _entries()
+    built_from = _built_from(entries)
+    sha256 = _known_sha256(known, built_from)
+    data = None
+    if sha256 is None:
+        data = _archive(entries)
+        sha256 = hashlib.sha256(data).hexdigest()
     served = staging.current.files.get(PYZ_PATH) if staging.current is not None else None
-    if served is not None and served.sha256 == sha256:
+    if staging.has(PYZ_PATH) and staging.records[PYZ_PATH].sha256 == sha256:
+        pass
+    elif served is not None and served.sha256 == sha256:
         staging.link_from_current(PYZ_PATH)
     else:
+        data = data if data is not None else _archive(entries)
         staging.write_bytes(PYZ_PATH, data, mtime=_FIXED_TIME)
+    if known is not None and data is not None:
+        _remember(known, sha256, built_from)
+
+
+_KNOWN = re.compile(r"([0-9a-f]{64}) built from ([0-9a-f]{64})\n")
+
+
+def _known_sha256(known: Optional[Path], built_from: str) -> Optional[str]:
+    """The sha256 `known` holds for an archive built from `built_from`; None when absent, another, or not
+    a line this module writes (then the archive is built, and the line written again)."""
+    try:
+        match = _KNOWN.fullmatch(known.read_text(encoding="ascii")) if known is not None else None
+    except (OSError, UnicodeDecodeError):
+        return None
+    return match.group(1) if match and match.group(2) == built_from else None
+
+
+def _remember(known: Path, sha256: str, built_from: str) -> None:
+    known.parent.mkdir(parents=True, exist_ok=True)
+    tmp = known.with_name("." + known.name + ".tmp")
+    tmp.write_text(f"{sha256} built from {built_from}\n", encoding="ascii")
+    os.replace(str(tmp), str(known))
 
 
 def main(argv: List[str]) -> int:
@@ -130,6 +187,4 @@ def main(argv: List[str]) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main(sys.argv[1:]))

@@ -262,6 +262,11 @@ class Config:
     def state_dir(self) -> Path:
         return self.data_dir / "state"
 
+    @property
+    def local_index(self) -> Path:
+        """The local content's index (`pum import`, store/local_area.py); none: no local content."""
+        return self.data_dir / "local" / "index.json"
+
 
 def default_listen() -> str:
     return "0.0.0.0:80" if os.geteuid() == 0 else "127.0.0.1:8080"

@@ -21,6 +21,7 @@ from pum.formats.productlist import VDF_SUFFIXES, VERSION_FILE
 from pum.lock import RunLock
 from pum.runlog import RunLog
 from pum.store import LastRun, Staging, Store
+from pum.store.state import CLIENT_KNOWN
 from pum.sync import SyncContext
 
 if TYPE_CHECKING:
@@ -220,7 +221,7 @@ def _stage_client(config: Config, staging: Staging) -> None:
 
     if config.mode == "mirror" and any(is_metadata(path) for path in staging.records):
         return
-    stage_client(staging)
+    stage_client(staging, known=config.state_dir / CLIENT_KNOWN)
 
 
 def _is_vdf(path: str) -> bool:

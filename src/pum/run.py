@@ -31,6 +31,8 @@ def sources_for(config: Config) -> list[Source]:
             from pum.sync.products import ProductsSource
 
             sources.append(ProductsSource())
+    if not config.local_index.exists():
+        return sources  # no local content to lay over: its modules are not even imported
     from pum.sync.local_content import LocalContentSource
 
     return [*sources, LocalContentSource()]

@@ -14,7 +14,7 @@ import pytest
 from pum.client_bundle import SIZE_LIMIT, build_client_bytes, host_side_files, host_side_sources
 
 SERVER_SIDE = ("pum.store", "pum.sync", "pum.serve", "pum.net", "pum.runlog", "pum.config", "pum.cli")
-SERVER_SIDE += ("pum.trust.keys", "pum.trust.repository", "pum.trust.upper")
+SERVER_SIDE += ("pum.commands", "pum.trust.keys", "pum.trust.repository", "pum.trust.upper")
 
 
 def _modules_loaded_by(statement: str) -> list[str]:

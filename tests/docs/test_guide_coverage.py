@@ -118,7 +118,7 @@ def _commands() -> list[tuple[str, list[str]]]:
     import argparse
 
     from pum.agent.main import build_parser
-    from pum.cli import cli as pum
+    from pum.commands import cli as pum
 
     found: list[tuple[str, list[str]]] = []
 

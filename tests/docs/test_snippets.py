@@ -259,7 +259,7 @@ def _parse_with_click(command: click.Command, name: str, args: list[str]) -> Non
 
 
 def _cli_of(program: str) -> click.Command:
-    from pum.cli import cli
+    from pum.commands import cli
 
     return cli
 

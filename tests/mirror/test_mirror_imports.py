@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from conftest import modules_of_a_run
 
+from pum.config import Config
+from pum.store import Store
+
 from .test_mirror_sync import copied_sub
 
 NOT_FOR_A_304 = {
@@ -24,3 +27,31 @@ def test_a_run_the_upper_answers_304_imports_nothing_it_does_not_use(upstream_tr
     modules = modules_of_a_run("--config", copy.conf, "run")
     assert "not modified (304)" in copy.log.splitlines()[-3]
     assert sorted(NOT_FOR_A_304 & modules) == []
+
+
+NOT_FOR_A_PLAIN_COPY = {
+    "click",  # a plain `pum run` is read by pum.cli itself
+    "pum.commands",
+    "pum.sync.vdfcheck",  # no VDF among the files: no signature check, no CVD reader
+    "pum.formats.cvd",
+    "pum.formats.pkcs7",
+    "pum.formats.tuf_metadata",  # an unsigned upper, a mirror: nothing to sign or check by TUF
+    "pum.trust.keys",
+    "tuf",
+    "pum.sync.local_content",  # no local content imported (`pum import`): nothing to lay over
+    "pum.store.local_area",
+}
+
+
+def test_a_first_copy_of_plain_files_imports_nothing_it_does_not_use(tmp_path, sub, static):
+    upper = Store(Config(docroot=tmp_path / "main" / "www", data_dir=tmp_path / "main" / "data"))
+    staging = upper.begin()
+    staging.start_from_current()
+    for n in range(4):
+        staging.write_bytes(f"d{n % 2}/file-{n}.bin", bytes([n]) * 2048, mtime=1_700_000_000)
+    upper.publish(staging)
+    copy = sub("sub", static(upper.docroot).address)
+    modules = modules_of_a_run("--config", copy.conf, "run")
+    assert copy.serial() == 1
+    assert (copy.docroot / "d1" / "file-3.bin").read_bytes() == bytes([3]) * 2048
+    assert sorted(NOT_FOR_A_PLAIN_COPY & modules) == []

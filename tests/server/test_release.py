@@ -232,7 +232,7 @@ def test_a_full_disk_is_one_clear_line_and_the_old_release_stays(
     from pum.client_bundle import build_client_bytes
 
     pyz_pages = -(-len(build_client_bytes()) // 4096)  # every release holds proscanup.pyz
-    size = f"size={48 + 4 * pyz_pages}k"
+    size = f"size={52 + 4 * pyz_pages}k"  # and a page for the state line saying which one it is
     subprocess.run(["mount", "-t", "tmpfs", "-o", size, "tmpfs", str(tiny)], check=True)
     try:
         conf = pum_conf(data_dir=tiny / "data", docroot=tiny / "www")

@@ -103,6 +103,15 @@ def parse_product_list(text: str, list_name: str) -> List[ListEntry]:
 # vendor lists and operator content, because a freshclam DatabaseMirror URL may name a subdirectory.
 VDF_SUFFIXES = (".cvd", ".cld", ".cdiff", ".sign")
 VERSION_FILE = "dns.txt"
+# a database container: never served (sync/vdfcheck.py says why), so never taken as a plain file either
+CONTAINER_SUFFIX = ".cud"
+
+
+def is_vdf_name(relpath: str) -> bool:
+    """A name server mode's rules check (sync/vdfcheck.py), at any depth: a VDF, a container, the version
+    record. Here, not there: a copy of plain files asks it of each and needs no signature verifier."""
+    name = relpath.rsplit("/", 1)[-1]
+    return name == VERSION_FILE or name.endswith(VDF_SUFFIXES + (CONTAINER_SUFFIX,))
 
 
 def reserved_path_problem(path: str) -> Optional[str]:

@@ -57,8 +57,8 @@ class LocalArea:
     """`<data_dir>/local/`: reads the committed local content, builds the next tree, commits it."""
 
     def __init__(self, config: Config) -> None:
-        self.root = config.data_dir / "local"
-        self.index = self.root / "index.json"
+        self.index = config.local_index
+        self.root = self.index.parent
         self.trees = self.root / "trees"
 
     def load(self) -> LocalContent:

@@ -1,5 +1,6 @@
 """The state documents under `<data_dir>/state/` (`last_run.json`, `cooldown.json`, `mirror.json`): small
-frozen types with their JSON, written atomically, read back checked.
+frozen types with their JSON, written atomically, read back checked. (`proscanup.pyz.sha256` there is
+pum.client_bundle's: a line it writes and reads itself.)
 
 A state file is a record, not a release: a damaged one (a crash mid-write on a filesystem that lies, a hand
 edit, a value no run writes) is reported, moved aside as `<name>.corrupt` and read as absent. It never stops
@@ -21,6 +22,7 @@ LAST_RUN = "last_run.json"
 HOLD = "hold"
 COOL_DOWNS = "cooldown.json"
 MIRROR_STATE = "mirror.json"
+CLIENT_KNOWN = "proscanup.pyz.sha256"  # the last proscanup.pyz built and from what (pum.client_bundle)
 
 Report = Callable[[str], None]
 T = TypeVar("T")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pum.common.download import STALE_PART_SECONDS
 from pum.errors import VerifyError
 from pum.formats import FormatError
+from pum.formats.productlist import is_vdf_name
 from pum.net.answers import Downloaded
 from pum.store import sha256_file
 
@@ -114,9 +115,12 @@ def roots_of(ctx: SyncContext) -> tuple[Any, ...]:
 
 def refuse_vdf_names(where: str, relpaths: Iterable[str]) -> None:
     """Before anything is fetched: a file set holding a VDF name no release may hold is refused whole."""
+    vdf_names = [relpath for relpath in relpaths if is_vdf_name(relpath)]
+    if not vdf_names:
+        return  # plain files only: no need of the signature checks' module
     from pum.sync.vdfcheck import name_problem
 
-    for relpath in relpaths:
+    for relpath in vdf_names:
         problem = name_problem(relpath)
         if problem:
             raise VerifyError(f"{where}: refused: {relpath}: {problem}; the last good release stays served")
@@ -140,7 +144,7 @@ def accepted(ctx: SyncContext, held: Held, relpath: str) -> CvdHeader | None:
 
 def accepted_file(ctx: SyncContext, path: Path, relpath: str) -> CvdHeader | None:
     """`accepted` for a file at hand; raises FormatError."""
-    from pum.sync.vdfcheck import check_vdf, is_vdf_name, newer_served_version
+    from pum.sync.vdfcheck import check_vdf, newer_served_version
 
     # the pinned roots (and cryptography with them) only for a VDF: a tier of other files never needs them
     header = check_vdf(path, relpath, ctx.staging.dir, roots_of(ctx) if is_vdf_name(relpath) else ())

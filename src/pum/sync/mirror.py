@@ -310,8 +310,8 @@ def _copy_small_files(
     Returns the files left to fetch the ordinary way (large, VDF, or not taken pipelined: an unusual
     answer, or bytes that are not the manifest's, which the ordinary path fetches again and refuses with
     its URL if they still differ) and how many were staged."""
+    from pum.formats.productlist import is_vdf_name
     from pum.net.pipeline import SMALL_FILE, pipelined
-    from pum.sync.vdfcheck import is_vdf_name
 
     small = [p for p in wanted if files[p].size <= SMALL_FILE and not is_vdf_name(p)]
     if len(small) < 2:  # one request gains nothing from a pipeline

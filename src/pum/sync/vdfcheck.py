@@ -24,7 +24,7 @@ from pum.formats import FormatError
 from pum.formats.cdiff import verify_cdiff
 from pum.formats.clamsign import SIGN_FILE_LIMIT, parse_sign_file
 from pum.formats.cvd import CVD_HEADER_SIZE, CvdHeader, parse_cvd_header, verify_cvd
-from pum.formats.productlist import VDF_SUFFIXES, VERSION_FILE
+from pum.formats.productlist import CONTAINER_SUFFIX, is_vdf_name
 
 # ClamAV's public roots (libclamav's certs directory): .sign files chain to one of these
 TRUST_ROOTS = Path(__file__).resolve().parent.parent / "trust_roots"
@@ -36,7 +36,7 @@ _CDIFF = re.compile(r"^(?P<db>[a-z0-9_]+)-(?P<n>\d+)\.cdiff$")
 _SIGN = re.compile(r"^(?P<db>[a-z0-9_]+)-(?P<n>\d+)\.(?P<kind>cvd|cdiff)\.sign$")
 _NEVER_SERVED = {
     ".cld": "a .cld is never served (no upstream serves one; freshclam falls back to the .cvd)",
-    ".cud": "a .cud (an unsigned database container) is never served",
+    CONTAINER_SUFFIX: "a .cud (an unsigned database container) is never served",
 }
 _CHUNK = 1 << 20
 
@@ -49,11 +49,6 @@ def pinned_roots(trust_test_root: bool) -> tuple[Any, ...]:
     from pum.formats.pkcs7 import load_root
 
     return tuple(load_root((TRUST_ROOTS / name).read_bytes()) for name in names)
-
-
-def is_vdf_name(relpath: str) -> bool:
-    name = relpath.rsplit("/", 1)[-1]
-    return name == VERSION_FILE or name.endswith((*VDF_SUFFIXES, *_NEVER_SERVED))
 
 
 def name_problem(relpath: str) -> str | None:

@@ -18,9 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pum.config import Config
 from pum.formats import FormatError
 from pum.formats.manifest import FileRecord
-from pum.formats.tuf_metadata import parse_metadata, refresh
 from pum.trust import TUF_DIR
-from pum.trust.keys import ROOT_HISTORY, keys_dir, root_versions
 
 if TYPE_CHECKING:
     from pum.store import Staging
@@ -92,6 +90,10 @@ def resign_reason(config: Config, served: Path | None, now: dt.datetime | None =
     RESIGN_MARGIN, or the keys were rotated since (the new root must reach the clients)."""
     if config.mode == "mirror" or served is None:
         return None
+    # here: a mirror's run (every publish asks) needs neither the keys nor the metadata parser
+    from pum.formats.tuf_metadata import parse_metadata
+    from pum.trust.keys import ROOT_HISTORY, keys_dir, root_versions
+
     newest_root = root_versions(keys_dir(config) / ROOT_HISTORY)
     if not newest_root:
         return None
@@ -122,6 +124,9 @@ def release_problems(
     """`pum verify`: the release's signed metadata checked as a host would (from `anchor`, else the
     oldest root the release carries), and every file of its manifest a signed target of the same sha256
     and size. A release without `.pum/tuf/` has nothing to check here."""
+    from pum.formats.tuf_metadata import refresh
+    from pum.trust.keys import root_versions
+
     tuf_dir = release_dir / TUF_DIR
     roots = root_versions(tuf_dir)
     if not (tuf_dir / "timestamp.json").exists() and not roots:
