@@ -43,3 +43,14 @@ def test_a_release_made_under_umask_077_is_served_by_nginx(pum, upstream_tree, u
             shutil.rmtree(workdir, ignore_errors=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize("before, after", [(0o700, 0o755), (0o750, 0o750), (0o711, 0o711)])
+def test_only_a_data_dir_none_else_may_pass_is_opened(pum, upstream_tree, upstream, tmp_path, before, after):
+    upstream_tree.publish(3)
+    conf = write_config(tmp_path / "pum", update_servers=upstream.address)
+    data_dir = tmp_path / "pum" / "data"
+    data_dir.mkdir()
+    data_dir.chmod(before)  # 0750: the operator's arrangement with the web server's group, left alone
+    assert pum("--config", conf, "run").code == 0
+    assert data_dir.stat().st_mode & 0o777 == after

@@ -5,6 +5,7 @@ Only this module writes under `releases/` and switches the served path (`docroot
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -577,12 +578,14 @@ FSYNC_THREADS = 16
 
 
 def _let_readers_through(directory: Path) -> None:
-    """r-x for group and others on a directory above the releases (made under any umask, e.g. 077 by
-    the run lock): the web server's workers must pass it. Its other entries keep their own modes (keys/
-    is 0700)."""
+    """r-x for group and others on a directory above the releases that only its owner may pass (made
+    under umask 077, e.g. by the run lock): the web server's workers must pass it. A directory some group
+    may pass is the operator's arrangement (0750 with the web server's group), left as it is; so is one
+    PUM may not change. Its other entries keep their own modes (keys/ is 0700)."""
     mode = S_IMODE(directory.stat().st_mode)
-    if mode & 0o055 != 0o055:
-        os.chmod(directory, mode | 0o055)
+    if not mode & 0o011:
+        with contextlib.suppress(PermissionError):
+            os.chmod(directory, mode | 0o055)
 
 
 def _make_public_dirs(directory: Path) -> None:
