@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pum import __version__
 from pum.common.conffile import parse_yes_no, read_config_text
@@ -18,8 +18,7 @@ from pum.errors import ConfigError
 CONFIG_SEARCH_PATH = (Path("/opt/proscan/pum/pum.conf"), Path("/etc/pum/pum.conf"))
 
 
-@dataclass(frozen=True)
-class Nameserver:
+class Nameserver(NamedTuple):
     address: str
     port: int = 53
 
@@ -166,8 +165,7 @@ def _engine_version(text: str) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(NamedTuple):
     """How one pum.conf key is read: its parser (text -> value, or ValueError(reason)) and whether the
     value is a path (relative paths are relative to pum.conf)."""
 

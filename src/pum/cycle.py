@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import errno
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from pum.clock import utc_stamp
 from pum.config import Config
@@ -28,8 +27,7 @@ if TYPE_CHECKING:
     from pum.net.transport import ProgressHook
 
 
-@dataclass(frozen=True)
-class CycleOutcome:
+class CycleOutcome(NamedTuple):
     published: int | None  # the new release's serial, or None when nothing changed or publishing is held
     requests: int
     bytes_received: int

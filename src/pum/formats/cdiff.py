@@ -2,7 +2,7 @@
 
 import hashlib
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import FormatError
 from ._decimal import parse_decimal
@@ -15,8 +15,7 @@ _HEADER_LIMIT = 64
 _CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class CdiffHeader:
+class CdiffHeader(NamedTuple):
     """What the header of a CDIFF declares: the database version it produces, the script's length."""
 
     version: int

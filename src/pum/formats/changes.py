@@ -13,9 +13,9 @@ Pure: bytes in, values or FormatError out. Every count and size is bounded.
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from . import FormatError
 from .manifest import CREATED_UTC, SHA256_HEX, FileRecord
@@ -83,8 +83,7 @@ def files_of_canonical(raw: bytes, digest: str) -> dict[str, FileRecord]:
     return files
 
 
-@dataclass(frozen=True)
-class Changes:
+class Changes(NamedTuple):
     """From release `from_serial` (file set `from_files`) to release `serial` (file set `files`)."""
 
     from_serial: int
@@ -92,7 +91,7 @@ class Changes:
     serial: int
     created: str
     files: str
-    set: Mapping[str, FileRecord] = field(default_factory=dict)
+    set: Mapping[str, FileRecord] = MappingProxyType({})
     removed: frozenset[str] = frozenset()
 
     def then(self, later: "Changes") -> "Changes":

@@ -10,7 +10,7 @@ then one line per signature, `<min flevel>:<max flevel or empty>:pkcs7-pem:<base
 import base64
 import binascii
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import FormatError
 
@@ -23,8 +23,7 @@ _FLEVEL = re.compile(r"^[0-9]{1,9}$")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 
 
-@dataclass(frozen=True)
-class SignatureLine:
+class SignatureLine(NamedTuple):
     """One signature of a `.sign` file: the engine feature levels it is for and its DER PKCS#7."""
 
     line: int

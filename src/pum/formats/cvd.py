@@ -3,8 +3,7 @@
 import hashlib
 import re
 import zlib
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from . import FormatError
 from ._decimal import parse_decimal
@@ -29,8 +28,7 @@ _EXPANSION_SLACK = 64 << 20
 _MAX_MEMBERS = 10_000
 
 
-@dataclass(frozen=True)
-class CvdHeader:
+class CvdHeader(NamedTuple):
     """The fields of a CVD header line, `ClamAV-VDB:time:version:sigs:flevel:md5:dsig:builder:stime`."""
 
     build_time_text: str

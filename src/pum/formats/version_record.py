@@ -1,6 +1,6 @@
 """The DNS TXT version records: the main one (`engine:main:daily:...:bytecode`) and `version:time`."""
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import FormatError
 from ._decimal import parse_decimal
@@ -28,8 +28,7 @@ def _number_or_text(text: str) -> int | str:
     return int(text) if text.isdigit() and len(text) <= 20 else text
 
 
-@dataclass(frozen=True)
-class VersionRecord:
+class VersionRecord(NamedTuple):
     """The version record freshclam reads from `current.cvd.clamav.net` (libfreshclam/libfreshclam.c).
 
     `extra` keeps any fields after bytecode, so that `format()` republishes upstream's text whole.

@@ -10,9 +10,8 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict, TypeVar
+from typing import NamedTuple, TypedDict, TypeVar
 
 from pum.common.download import (
     STALE_PART_SECONDS,
@@ -44,8 +43,7 @@ sleep = time.sleep  # patched out by tests
 clock = time.monotonic
 
 
-@dataclass(frozen=True)
-class TransportSettings:
+class TransportSettings(NamedTuple):
     """What a Transport needs of pum.conf, and nothing else."""
 
     protocol: str  # update_protocol: for servers written without a scheme

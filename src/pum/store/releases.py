@@ -26,6 +26,7 @@ from pum.formats.changes import changes_serial
 from pum.formats.manifest import FileRecord, Manifest, parse_manifest
 from pum.store.state import (
     HOLD,
+    HOLD_LIMIT,
     LAST_RUN,
     MIRROR_STATE,
     Hold,
@@ -110,7 +111,7 @@ class Store:
     def hold_state(self) -> Hold | None:
         try:
             with open(self.hold_file, "rb") as stream:
-                return Hold.from_text(stream.read(Hold.LIMIT).decode("utf-8", errors="replace"))
+                return Hold.from_text(stream.read(HOLD_LIMIT).decode("utf-8", errors="replace"))
         except FileNotFoundError:
             return None
 

@@ -14,9 +14,8 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 LAST_RUN = "last_run.json"
 HOLD = "hold"
@@ -101,8 +100,7 @@ def _seconds(value: object, name: str) -> float:
     raise DamagedState(f"{name}: expected seconds, got {value!r}")
 
 
-@dataclass(frozen=True)
-class LastRun:
+class LastRun(NamedTuple):
     """`last_run.json`: how the last cycle ended (`pum status` and the status page show it)."""
 
     result: str  # "ok" or "error"
@@ -115,7 +113,7 @@ class LastRun:
     bytes: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        document = asdict(self)
+        document = self._asdict()
         if self.result != "ok":  # a failed run counts no traffic: the document keeps its old shape
             del document["requests"], document["bytes"]
         return document
@@ -136,16 +134,16 @@ class LastRun:
         )
 
 
-@dataclass(frozen=True)
-class Hold:
+_HOLD_SINCE = re.compile(r"^(?P<reason>.*) \(since (?P<since>[^()]*)\)$", re.S)
+HOLD_LIMIT = 4096  # a hold file is one line; more is not read
+
+
+class Hold(NamedTuple):
     """`state/hold`: publishing is held (`pum hold`, `pum rollback`); one line an operator can read and
     write: `<reason> (since <local time>)`."""
 
     reason: str
     since: str | None
-
-    _SINCE = re.compile(r"^(?P<reason>.*) \(since (?P<since>[^()]*)\)$", re.S)
-    LIMIT: ClassVar[int] = 4096  # a hold file is one line; more is not read
 
     def text(self) -> str:
         return f"{self.reason} (since {self.since})" if self.since else self.reason
@@ -154,14 +152,13 @@ class Hold:
     def from_text(cls, text: str) -> Hold:
         """Any text is a hold (an operator may `touch` or write the file by hand)."""
         text = text.strip()
-        match = cls._SINCE.match(text)
+        match = _HOLD_SINCE.match(text)
         if match:
             return cls(match["reason"].strip() or "held", match["since"])
         return cls(text or "held", None)
 
 
-@dataclass(frozen=True)
-class CoolDown:
+class CoolDown(NamedTuple):
     """One server that told us to go away (403, 429), until when and why."""
 
     until: float  # seconds since the epoch
@@ -180,11 +177,10 @@ def cool_downs_from_json(document: dict[str, Any]) -> dict[str, CoolDown]:
 
 
 def cool_downs_to_json(entries: Mapping[str, CoolDown]) -> dict[str, Any]:
-    return {server: asdict(entry) for server, entry in sorted(entries.items())}
+    return {server: entry._asdict() for server, entry in sorted(entries.items())}
 
 
-@dataclass(frozen=True)
-class Validators:
+class Validators(NamedTuple):
     """What the upper's manifest answer carried, to ask it "changed since?" next run: only while we serve
     the file set (`files`, a files_digest) they describe, and only of the server that gave them."""
 
@@ -202,8 +198,7 @@ class Validators:
     changes: bool = False
 
 
-@dataclass(frozen=True)
-class IndexFile:
+class IndexFile(NamedTuple):
     """A file copied by index pages: its validators as the server gave them, and what we hold."""
 
     etag: str | None
@@ -212,8 +207,7 @@ class IndexFile:
     sha256: str
 
 
-@dataclass(frozen=True)
-class Lag:
+class Lag(NamedTuple):
     """How far behind the upper we are: `behind` for people, the numbers for metrics."""
 
     behind: str
@@ -221,8 +215,7 @@ class Lag:
     behind_seconds: int | None
 
 
-@dataclass(frozen=True)
-class BundleSeen:
+class BundleSeen(NamedTuple):
     """The last bundle a closed network's PUM took (`pum export` on the connected side)."""
 
     path: str
@@ -231,8 +224,7 @@ class BundleSeen:
     exported: str
 
 
-@dataclass(frozen=True)
-class MirrorState:
+class MirrorState(NamedTuple):
     """`mirror.json` (mirror mode): the upper, its newest release as last seen, how far behind we are, and
     what the next run's conditional requests need (manifest validators, or per-file ones for index pages)."""
 
@@ -255,15 +247,15 @@ class MirrorState:
             "upper_serial": self.upper_serial,
             "upper_created": self.upper_created,
             "checked": self.checked,
-            **asdict(self.lag),
+            **self.lag._asdict(),
         }
         if self.validators is not None:
-            document["validators"] = asdict(self.validators)
+            document["validators"] = self.validators._asdict()
         if self.bundle is not None:
-            document["bundle"] = asdict(self.bundle)
+            document["bundle"] = self.bundle._asdict()
         if self.index_files is not None:
             document["index_files"] = {
-                path: asdict(entry) for path, entry in sorted(self.index_files.items())
+                path: entry._asdict() for path, entry in sorted(self.index_files.items())
             }
         return document
 

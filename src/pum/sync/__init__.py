@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pum.common.servers import Server
@@ -14,24 +13,46 @@ if TYPE_CHECKING:
     from pum.net.transport import ProgressHook, Transport
 
 
-@dataclass
 class SyncContext:
     """What every source gets: the config, the run log, the store and staging tree, shared transports.
 
     The staging tree is begun on first use (`staging`): a run that learns nothing changed (the upper's 304)
     begins none, so it costs the same for 1,000 served files as for 100,000 (no link, no lstat, no parse)."""
 
-    config: Config
-    log: RunLog
-    store: Store
-    progress: ProgressHook | None = None
-    allow_downgrade: bool = False  # `pum run --allow-downgrade`: a CVD older than the served one is accepted
-    repairing: bool = False  # `pum repair`: builds on a served release changed behind PUM's back
-    # a staging tree begun later starts from everything served (server mode; a mirror kept by a 304)
-    from_current: bool = False
-    _staging: Staging | None = None
-    _transports: dict[tuple[tuple[Server, ...], str], Transport] = field(default_factory=dict)
-    _siblings: list[Transport] = field(default_factory=list)  # of parallel downloads (sync/parallel.py)
+    __slots__ = (
+        "config",
+        "log",
+        "store",
+        "progress",
+        "allow_downgrade",
+        "repairing",
+        "from_current",
+        "_staging",
+        "_transports",
+        "_siblings",
+    )
+
+    def __init__(
+        self,
+        config: Config,
+        log: RunLog,
+        store: Store,
+        progress: ProgressHook | None = None,
+        *,
+        allow_downgrade: bool = False,
+        repairing: bool = False,
+    ) -> None:
+        self.config = config
+        self.log = log
+        self.store = store
+        self.progress = progress
+        self.allow_downgrade = allow_downgrade  # `pum run --allow-downgrade`: a CVD older than the served one
+        self.repairing = repairing  # `pum repair`: builds on a served release changed behind PUM's back
+        # a staging tree begun later starts from everything served (server mode; a mirror kept by a 304)
+        self.from_current = False
+        self._staging: Staging | None = None
+        self._transports: dict[tuple[tuple[Server, ...], str], Transport] = {}
+        self._siblings: list[Transport] = []  # of parallel downloads (sync/parallel.py)
 
     @property
     def staging(self) -> Staging:

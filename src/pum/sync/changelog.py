@@ -12,7 +12,6 @@ instead: one run-log line, never an error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from pum.errors import UpstreamError
@@ -40,10 +39,11 @@ if TYPE_CHECKING:
 UPPER_FILES = "upper_files.json"
 
 
-@dataclass(frozen=True, kw_only=True)
 class ChangesAnswer(Body):
     """The upper's changelog answer a copy went by: its Last-Modified is that of the whole changelog of
     the release copied (every file of it has the same mtime), its ETag only that one file's."""
+
+    __slots__ = ()
 
 
 def fetch_by_changes(
@@ -132,7 +132,7 @@ def validators_of(fetched: Body, validators: Validators) -> Validators:
     release copied, by its Last-Modified only (an ETag names one file). Kept even in the second it was
     written: the upper stamps the next release's changelog at least a second later (store/changelog.py)."""
     if isinstance(fetched, ChangesAnswer):
-        return replace(validators, etag=None, last_modified=fetched.last_modified, changes=True)
+        return validators._replace(etag=None, last_modified=fetched.last_modified, changes=True)
     return validators
 
 
@@ -166,7 +166,7 @@ def after_copy(
         validators.server,
     ):
         return validators  # the upper published meanwhile: its manifest tells next run
-    return replace(validators, etag=None, last_modified=answer.last_modified, changes=True)
+    return validators._replace(etag=None, last_modified=answer.last_modified, changes=True)
 
 
 def _keep_files(ctx: SyncContext, copied: Manifest) -> None:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from pum.common.download import STALE_PART_SECONDS
 from pum.errors import VerifyError
@@ -25,8 +24,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Held:
+class Held(NamedTuple):
     """A file in the download area, ready to be checked and staged: fresh from `where` (its URL), or kept
     by a run that was killed after fetching it (`where` then says so)."""
 

@@ -18,9 +18,8 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 from pum.clock import utc_stamp
 from pum.errors import PumError, UpstreamError, VerifyError
@@ -52,8 +51,13 @@ MANIFEST_LIMIT = 64 << 20
 COPY_ATTEMPTS = 3
 
 
-@dataclass(frozen=True)
-class CopiedFrom:
+_COPIED_FROM = re.compile(
+    r"^mirror of (?P<upper>\S+) release (?P<serial>\d+) \((?P<created>[^)]*)\), "
+    r"files sha256:(?P<files>[0-9a-f]{64})$"
+)
+
+
+class CopiedFrom(NamedTuple):
     """The upper release a mirror-mode release copies. Written as the release manifest's `source`, it is
     how a later run knows whether the upper's remembered ETag / Last-Modified still describe what we serve
     (not after a rollback, a failed run, or a release built from another upper's files)."""
@@ -63,17 +67,12 @@ class CopiedFrom:
     created: str
     files: str  # files_digest() of the upper's manifest
 
-    _SOURCE = re.compile(
-        r"^mirror of (?P<upper>\S+) release (?P<serial>\d+) \((?P<created>[^)]*)\), "
-        r"files sha256:(?P<files>[0-9a-f]{64})$"
-    )
-
     def text(self) -> str:
         return f"mirror of {self.upper} release {self.serial} ({self.created}), files sha256:{self.files}"
 
     @classmethod
     def of(cls, manifest: Manifest | None) -> CopiedFrom | None:
-        match = cls._SOURCE.match(manifest.source) if manifest is not None else None
+        match = _COPIED_FROM.match(manifest.source) if manifest is not None else None
         if not match:
             return None
         return cls(match["upper"], int(match["serial"]), match["created"], match["files"])
@@ -124,13 +123,12 @@ class MirrorSource:
         if served.name.isdigit():
             from pum.sync.changelog import after_copy
 
-            remembered = replace(state.validators, release=int(served.name), copied_serial=self.copied.serial)
+            remembered = state.validators._replace(release=int(served.name), copied_serial=self.copied.serial)
             remembered = after_copy(ctx, ctx.transport(), remembered, self.copied)
-            ctx.store.write_mirror_state(replace(state, validators=remembered))
+            ctx.store.write_mirror_state(state._replace(validators=remembered))
 
 
-@dataclass(frozen=True)
-class UpperManifest:
+class UpperManifest(NamedTuple):
     """The upper's manifest, parsed, and the answer that brought it (its server, URL, validators)."""
 
     answer: Body
@@ -152,7 +150,7 @@ def served_validators(ctx: SyncContext, state: MirrorState | None) -> tuple[Vali
     ours = CopiedFrom.of(ctx.store.current_manifest())
     if not (ours and validators and validators.files == ours.files):
         return None, ours.serial if ours else 0
-    return replace(validators, release=int(served.name), copied_serial=ours.serial), ours.serial
+    return validators._replace(release=int(served.name), copied_serial=ours.serial), ours.serial
 
 
 def fleet_query(serving: int) -> str:
@@ -200,7 +198,7 @@ def fetch_manifest(
     except FormatError as error:
         raise VerifyError(f"{answer.url}: not a PUM release manifest: {error}") from None
     # the body is ~150 bytes a file, and the copy needs only the records parsed from it
-    return UpperManifest(replace(answer, data=b""), manifest)
+    return UpperManifest(answer.without_data(), manifest)
 
 
 def keep_current(ctx: SyncContext, state: MirrorState, validators: Validators, answer: NotModified) -> None:
@@ -209,7 +207,7 @@ def keep_current(ctx: SyncContext, state: MirrorState, validators: Validators, a
     ctx.log.line(f"{answer.url}: not modified (304): we serve the upper's release")
     ctx.from_current = True
     ctx.log.line("files checked 0, fetched 0, bytes 0")
-    ctx.store.write_mirror_state(replace(state, validators=validators, checked=utc_stamp(), lag=_lag(0, 0)))
+    ctx.store.write_mirror_state(state._replace(validators=validators, checked=utc_stamp(), lag=_lag(0, 0)))
 
 
 class _UpperMoved(Exception):
@@ -493,9 +491,9 @@ def lag_now(state: dict[str, Any], served: Manifest | None) -> dict[str, Any]:
     if ours is None or not isinstance(upper_serial, int):
         return {}
     if ours.files == (state.get("validators") or {}).get("files"):
-        return asdict(_lag(0, 0))
+        return _lag(0, 0)._asdict()
     releases = upper_serial - ours.serial if ours.upper == state.get("upper") else None
-    return asdict(_lag(releases, _seconds_between(ours.created, str(state.get("upper_created", "")))))
+    return _lag(releases, _seconds_between(ours.created, str(state.get("upper_created", ""))))._asdict()
 
 
 def _duration(seconds: int) -> str:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from pum.errors import PumError, UpstreamError, VerifyError
 from pum.formats import FormatError
@@ -27,8 +25,7 @@ _CDIFF_NAME = re.compile(r"^(?P<db>[a-z0-9_]+)-(?P<n>\d+)\.cdiff(?P<sign>\.sign)
 _CVD_SIGN_NAME = re.compile(r"^(?P<db>[a-z0-9_]+)-(?P<n>\d+)\.cvd\.sign$")
 
 
-@dataclass(frozen=True)
-class UpstreamVersions:
+class UpstreamVersions(NamedTuple):
     record: VersionRecord | None
     versions: dict[str, int]
 
@@ -333,8 +330,7 @@ def write_version_file(ctx: SyncContext, upstream: UpstreamVersions) -> None:
         version = served.get(db)
         return version if version is not None else recorded
 
-    record = dataclasses.replace(
-        record,
+    record = record._replace(
         main=version_of("main", record.main),
         daily=version_of("daily", record.daily),
         bytecode=version_of("bytecode", record.bytecode),

@@ -11,9 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pum.config import Config
 from pum.errors import ConfigError, PumError
@@ -49,8 +48,7 @@ def root_versions(directory: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-@dataclass(frozen=True)
-class SigningKeys:
+class SigningKeys(NamedTuple):
     """What a publish needs: the online signer and every root version, oldest first."""
 
     online: CryptoSigner
