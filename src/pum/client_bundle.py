@@ -172,10 +172,9 @@ def _known_sha256(known: Optional[Path], built_from: str) -> Optional[str]:
 
 
 def _remember(known: Path, sha256: str, built_from: str) -> None:
-    known.parent.mkdir(parents=True, exist_ok=True)
-    tmp = known.with_name("." + known.name + ".tmp")
-    tmp.write_text(f"{sha256} built from {built_from}\n", encoding="ascii")
-    os.replace(str(tmp), str(known))
+    from pum.store.state import write_state_file
+
+    write_state_file(known, [f"{sha256} built from {built_from}\n".encode("ascii")])
 
 
 def main(argv: List[str]) -> int:

@@ -144,7 +144,7 @@ def accepted_file(ctx: SyncContext, path: Path, relpath: str) -> CvdHeader | Non
     """`accepted` for a file at hand; raises FormatError."""
     from pum.sync.vdfcheck import check_vdf, newer_served_version
 
-    # the pinned roots (and cryptography with them) only for a VDF: a tier of other files never needs them
+    # the pinned roots are read only for a VDF: a tier of other files never needs them
     header = check_vdf(path, relpath, ctx.staging.dir, roots_of(ctx) if is_vdf_name(relpath) else ())
     served = newer_served_version(relpath, header, ctx.staging.current_dir)
     if served is None:
